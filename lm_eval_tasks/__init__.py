@@ -1,0 +1,12 @@
+"""lm-eval tasks and data generators of the ICL-vs-finetuning generalization study.
+
+`TASKS_DIR` is the directory lm-eval indexes (`lm_eval --include_path`); `api` holds the
+Python data API (`load_family`). Importing this package is cheap: generators, `datasets`
+and `wordfreq` load on first use.
+"""
+
+from pathlib import Path
+
+TASKS_DIR = Path(__file__).resolve().parent
+
+__all__ = ["TASKS_DIR"]

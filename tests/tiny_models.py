@@ -1,0 +1,89 @@
+"""Tiny random causal LMs of several architectures, built offline from configs.
+
+Mechanics tests (lm_eval runs, finetuning, augmentation plumbing) need real HF model
+directories but not real knowledge. Each model here has a byte-level BPE tokenizer
+trained in-process on this package's own generated text, so nothing is downloaded.
+
+    path = build_tiny_model("llama", tmp_path / "llama")
+    # -> a directory that AutoModelForCausalLM / lm_eval --model hf load offline
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARCHITECTURES = ("llama", "gpt2", "qwen2", "gpt_neox")
+VOCAB_SIZE = 384
+SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+# The SmolLM2 chat format, so `--apply_chat_template` works on tiny models too.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _training_corpus() -> list[str]:
+    from lm_eval_tasks.api import generate_family
+
+    texts = []
+    for family in ("reversal", "syllogism"):
+        data = generate_family(family, seed=0)
+        texts += [row["text"] for row in data.train]
+        texts += [" ".join([row["query"], *row["choices"]]) for rows in data.tests.values() for row in rows]
+    return texts
+
+
+def build_tokenizer():
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        _training_corpus(), vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=list(SPECIAL_TOKENS.values())
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, **SPECIAL_TOKENS)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _config(architecture: str, tokenizer):
+    import transformers
+
+    ids = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if architecture == "llama":
+        return transformers.LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=4096, **ids,
+        )  # fmt: skip
+    if architecture == "qwen2":
+        return transformers.Qwen2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=4096, **ids,
+        )  # fmt: skip
+    if architecture == "gpt2":
+        return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=4096, **ids)
+    if architecture == "gpt_neox":
+        return transformers.GPTNeoXConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=4096, **ids,
+        )  # fmt: skip
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+
+
+def build_tiny_model(architecture: str, directory: Path, seed: int = 0) -> Path:
+    """Save a randomly initialised `architecture` model and its tokenizer into `directory`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(_config(architecture, tokenizer))
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
