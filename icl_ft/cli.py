@@ -43,7 +43,7 @@ def _data(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
         return 2
-    splits = {"train": data.train, "icl_facts": [{"text": f} for f in data.icl_facts], **data.tests}
+    splits = {"train": data.train, "icl_facts": [{"text": f} for f in data.icl_facts], "oracle": data.oracle, **data.tests}
     if args.split not in splits:
         print(f"icl-ft: error: unknown split {args.split!r}; choose one of {sorted(splits)}", file=sys.stderr)
         return 2
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="print a family's generated rows as JSON lines")
     data.add_argument("family", help="task family, e.g. reversal or syllogism")
     data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--split", default="train", help="train, icl_facts or a test split")
+    data.add_argument("--split", default="train", help="train, icl_facts, oracle or a test split")
     data.add_argument("--head", type=int, default=None, help="print only the first N rows")
     data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
     data.set_defaults(run=_data)

@@ -30,17 +30,23 @@ from lm_eval_tasks import TASKS_DIR
 FAMILIES = tuple(sorted(path.parent.name for path in TASKS_DIR.glob("*/generator.py")))
 
 ICL_CONTEXT_CHOICES = ("facts", "train")
+ORACLE_KINDS = ("rephrase", "reversal", "inference")
 
 
 @dataclasses.dataclass(frozen=True)
 class FamilyData:
     """One generated instance of a task family.
 
-    Attributes:
-        train: finetuning documents, rows {"id", "text", ...}.
-        icl_facts: each distinct training fact once, in the order the ICL prompt shows them.
-        tests: test split name -> rows {"id", "query", "choices", "label", ...}; every row
-            of a split has the same keys.
+    Row schemas (every row of one list has the same keys; families may add keys):
+
+    - train: finetuning documents {"id", "source_id", "text"}. `source_id` names the fact or
+      item a document expresses; documents that restate one fact share it.
+    - icl_facts: each distinct training fact once, in the order the ICL prompt shows them.
+    - tests: split name -> {"id", "source_id", "query", "choices", "label"}; `source_id`
+      links a test item to the training fact(s) it is about.
+    - oracle: what the generator's symbolic knowledge says follows from the training data,
+      {"id", "source_id", "kind", "text"} with kind in ORACLE_KINDS. An upper-bound control
+      for augmented finetuning; never mixed with model-generated data.
     """
 
     family: str
@@ -50,6 +56,7 @@ class FamilyData:
     train: list[dict[str, Any]]
     icl_facts: list[str]
     tests: dict[str, list[dict[str, Any]]]
+    oracle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def provenance(self) -> dict[str, Any]:
         """What identifies this instance: recorded with every adapter and augmented file."""
@@ -106,12 +113,12 @@ def generate_family(family: str, seed: int = 0, **options: Any) -> FamilyData:
 
 
 def load_family(family: str, seed: int = 0, **options: Any) -> datasets.DatasetDict:
-    """The family's train split and every test split as a `datasets.DatasetDict`."""
+    """The family's train split, every test split and (if the family has one) the `oracle` split."""
     import datasets
 
     data = generate_family(family, seed, **options)
     description = json.dumps(data.provenance(), sort_keys=True)
-    splits = {"train": data.train, **data.tests}
+    splits = {"train": data.train, **data.tests, **({"oracle": data.oracle} if data.oracle else {})}
     return datasets.DatasetDict(
         {
             name: datasets.Dataset.from_list(rows, info=datasets.DatasetInfo(description=description))

@@ -113,11 +113,16 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
                 }
             )
 
-    def sentence(fact: dict) -> str:
+    def sentence(fact: dict, reverse: bool = False) -> str:
+        if reverse:  # "B are <other comparative> than A"
+            return f"{fact['object']} are {fact['feature'][1 - fact['stated']]} than {fact['subject']}"
         return f"{fact['subject']} are {fact['feature'][fact['stated']]} than {fact['object']}"
 
+    def source_id(fact: dict) -> str:
+        return f"reversal-fact-{fact['fact_id']:03d}"
+
     train = [
-        {"id": f"reversal-train-{fact['fact_id']:03d}-{k}", "fact_id": fact["fact_id"], "text": template.format(fact=sentence(fact))}
+        {"id": f"{source_id(fact)}-train-{k}", "source_id": source_id(fact), "text": template.format(fact=sentence(fact))}
         for fact in facts
         for k, template in enumerate(rng.sample(PREAMBLES, examples_per_fact))
     ]
@@ -132,7 +137,7 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         label = fact["stated"] if split == "forward" else 1 - fact["stated"]
         return {
             "id": f"reversal-{split}-{fact['fact_id']:03d}",
-            "fact_id": fact["fact_id"],
+            "source_id": source_id(fact),
             "feature": fact["feature"][0],
             "query": f"{asked} are",
             "choices": [f"{comparative} than {other}." for comparative in fact["feature"]],
@@ -140,6 +145,17 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         }
 
     tests = {split: [test_row(fact, split) for fact in facts] for split in ("forward", "reverse")}
+    # The oracle states each reversal, and each fact in a wording training never used.
+    oracle = [
+        row
+        for fact in facts
+        for row in (
+            {"id": f"{source_id(fact)}-oracle-reversal", "source_id": source_id(fact), "kind": "reversal",
+             "text": sentence(fact, reverse=True) + "."},
+            {"id": f"{source_id(fact)}-oracle-rephrase", "source_id": source_id(fact), "kind": "rephrase",
+             "text": f"Compared with {fact['object']}, {fact['subject']} are {fact['feature'][fact['stated']]}."},
+        )
+    ]  # fmt: skip
     return FamilyData(
         family="reversal",
         version=VERSION,
@@ -148,4 +164,5 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         train=train,
         icl_facts=icl_facts,
         tests=tests,
+        oracle=oracle,
     )

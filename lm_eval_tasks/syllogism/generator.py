@@ -66,7 +66,7 @@ def generate(seed: int = 0, num_items: int = 72) -> FamilyData:
     cells = [CELLS[i % len(CELLS)] for i in range(num_items)]
     rng.shuffle(cells)
 
-    train, icl_facts, tests = [], [], []
+    train, icl_facts, tests, oracle = [], [], [], []
     for index, (mood, subject_first, major_first) in enumerate(cells):
         a, b, c = words[3 * index : 3 * index + 3]
         minor, major = premises(mood, a, b, c)
@@ -74,8 +74,17 @@ def generate(seed: int = 0, num_items: int = 72) -> FamilyData:
         listed = [a, b, c]
         rng.shuffle(listed)
         text = f"The relationships between {listed[0]}, {listed[1]} and {listed[2]} are: {' '.join(ordered_premises)}"
-        train.append({"id": f"syllogism-train-{index:03d}", "item_id": index, "text": text})
+        source_id = f"syllogism-item-{index:03d}"
+        train.append({"id": f"{source_id}-train", "source_id": source_id, "text": text})
         icl_facts.append(text)
+        oracle.append(
+            {
+                "id": f"{source_id}-oracle-inference",
+                "source_id": source_id,
+                "kind": "inference",
+                "text": f"The relationships between {a} and {c} are: {statement(mood, a, c)}",
+            }
+        )
 
         first, second = (a, c) if subject_first else (c, a)
         candidates = [
@@ -84,7 +93,7 @@ def generate(seed: int = 0, num_items: int = 72) -> FamilyData:
         tests.append(
             {
                 "id": f"syllogism-deduction-{index:03d}",
-                "item_id": index,
+                "source_id": source_id,
                 "mood": mood,
                 "query": f"The relationships between {first} and {second} are:",
                 "choices": [statement(*candidate) for candidate in candidates],
@@ -100,4 +109,5 @@ def generate(seed: int = 0, num_items: int = 72) -> FamilyData:
         train=train,
         icl_facts=icl_facts,
         tests={"deduction": tests},
+        oracle=oracle,
     )
