@@ -1,0 +1,158 @@
+"""Short wiki-like training documents, one topic category each, in varied styles.
+
+A document about a topic states some of the topic's own facts (its parent, properties
+and relations; never an inherited one, which would turn a test inference into a trained
+fact) and, for a parent of a held-out category, the held-out category's parent fact: the
+only sentence training ever says about it. The first document of every topic states all
+of its facts, so every fact a test needs is in at least one document.
+
+Styles: `encyclopedia` (plain statements, "They ..." for the same subject),
+`field_notes` and `overview` (a framing sentence, then statements) and `qa`
+(question-answer pairs). Every document has 4 to `max_sentences` sentences, on one line
+(the ICL prompt shows one document per line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from lm_eval_tasks.semantic.knowledge import ISA, Fact, KnowledgeBase
+from lm_eval_tasks.semantic.language import Vocabulary
+from lm_eval_tasks.semantic.templates import (
+    ANSWER_PREFIX,
+    FILLER,
+    LISTABLE_KINDS,
+    PRONOUN,
+    QUESTION,
+    TRAINING,
+    template_kind,
+)
+
+STYLES = ("encyclopedia", "field_notes", "overview", "qa")
+MIN_SENTENCES = 4
+# The framing sentence that opens a document of each style (an index into FILLER).
+OPENING = {"field_notes": 2, "overview": 0}
+LIST_PROBABILITY = 0.5  # of putting two or three properties of one kind into one sentence
+PRONOUN_PROBABILITY = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    topic: str
+    style: str
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def join_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def statements(facts: list[Fact], rng: random.Random, merge_all: bool = False) -> list[list[Fact]]:
+    """Facts grouped into sentences: same-subject properties of one kind may share one."""
+    groups: list[list[Fact]] = []
+    for fact in facts:
+        kind = template_kind(fact.relation)
+        open_group = next(
+            (g for g in groups if g[0].subject == fact.subject and g[0].relation == fact.relation and len(g) < 3),
+            None,
+        )
+        if kind in LISTABLE_KINDS and open_group and (merge_all or rng.random() < LIST_PROBABILITY):
+            open_group.append(fact)
+        else:
+            groups.append([fact])
+    return groups
+
+
+def render_statement(group: list[Fact], vocab: Vocabulary, rng: random.Random, pronoun: bool) -> str:
+    kind = template_kind(group[0].relation)
+    template = PRONOUN[kind] if pronoun else rng.choice(TRAINING[kind])
+    overrides = {}
+    if len(group) > 1:
+        overrides["value"] = join_list([vocab.slots(f)["value"] for f in group])
+    return vocab.render(template, group[0], **overrides)
+
+
+def render_document(
+    topic: str, facts: list[Fact], style: str, vocab: Vocabulary, rng: random.Random, merge_all: bool = False
+) -> Document:
+    groups = statements(facts, rng, merge_all)
+    sentences: list[str] = []
+    fillers = list(FILLER)
+    rng.shuffle(fillers)
+    if style in OPENING:
+        opening = FILLER[OPENING[style]]
+        sentences.append(vocab.render_about(opening, topic))
+        fillers.remove(opening)
+    previous_subject = None
+    for group in groups:
+        subject = group[0].subject
+        if style == "qa":
+            sentences.append(vocab.render(QUESTION[template_kind(group[0].relation)], group[0]))
+            sentences.append(ANSWER_PREFIX + render_statement(group, vocab, rng, pronoun=False))
+        else:
+            pronoun = style == "encyclopedia" and subject == previous_subject and rng.random() < PRONOUN_PROBABILITY
+            sentences.append(render_statement(group, vocab, rng, pronoun))
+        previous_subject = subject
+    while len(sentences) < MIN_SENTENCES:
+        sentences.append(vocab.render_about(fillers.pop(), topic))
+    return Document(topic, style, tuple(sentences))
+
+
+def topic_facts(kb: KnowledgeBase, topic: str) -> list[Fact]:
+    """What documents about `topic` state: its own facts, then its held-out children's parent facts."""
+    held_out_children = [Fact(c, ISA, topic) for c in kb.holdouts if kb.parent(c) == topic]
+    return kb.facts_about(topic) + held_out_children
+
+
+def write_documents(
+    kb: KnowledgeBase, vocab: Vocabulary, num_documents: int, max_sentences: int, rng: random.Random
+) -> list[Document]:
+    """`num_documents` documents spread evenly over the topics, in a seeded random order."""
+    topics = list(kb.topics)
+    if num_documents < len(topics):
+        raise ValueError(
+            f"num_documents={num_documents}: need at least one per documented category ({len(topics)}) "
+            "so that every fact appears in training; raise num_documents"
+        )
+    per_topic = {t: num_documents // len(topics) for t in topics}
+    for t in rng.sample(topics, num_documents % len(topics)):
+        per_topic[t] += 1
+    documents = []
+    for topic in topics:
+        facts = topic_facts(kb, topic)
+        for index in range(per_topic[topic]):
+            if index == 0:
+                chosen = list(facts)  # the complete one: every fact appears somewhere
+            else:
+                chosen = rng.sample(facts, rng.randint((len(facts) + 1) // 2, len(facts)))
+            documents.append(_fitting_document(topic, chosen, vocab, max_sentences, rng))
+    rng.shuffle(documents)
+    return documents
+
+
+def _fitting_document(
+    topic: str, facts: list[Fact], vocab: Vocabulary, max_sentences: int, rng: random.Random
+) -> Document:
+    """A document in a random style with at most `max_sentences` sentences.
+
+    The parent fact leads (as in an encyclopedia entry); the rest come in random order.
+    Styles that need more sentences than allowed give way to a plain encyclopedia entry
+    with every property list merged, which fits any topic of the skeleton.
+    """
+    ordered = [f for f in facts if f.relation == ISA and f.subject == topic]
+    rest = [f for f in facts if f not in ordered]
+    rng.shuffle(rest)
+    style = rng.choice(STYLES)
+    document = render_document(topic, ordered + rest, style, vocab, rng)
+    if len(document.sentences) > max_sentences:
+        document = render_document(topic, ordered + rest, "encyclopedia", vocab, rng, merge_all=True)
+    if len(document.sentences) > max_sentences:
+        raise ValueError(
+            f"a document about {topic!r} needs {len(document.sentences)} sentences; max_sentences is {max_sentences}"
+        )
+    return document

@@ -1,0 +1,209 @@
+"""The semantic structure benchmark (Lampinen et al. 2025, dataset 4, the paper's main dataset).
+
+A real-world taxonomy of animals, plants and objects (skeleton.yml, after Rogers &
+McClelland) with properties and relations, every word replaced by a nonsense word,
+taught through short wiki-like documents and tested in five splits:
+
+- `rephrase`: trained facts, same direction, in wordings training never uses;
+- `reversal`: the same facts asked backwards ("Abmes include" -> "gruds.");
+- `syllogism`: facts that follow in one hop ("gruds are abmes; abmes are rony" =>
+  "gruds are rony");
+- `deduction_long`: facts that follow in 2-3 hops;
+- `category_holdout`: every inference about held-out categories, whose only trained
+  fact is their parent.
+
+Every item is asked in two phrasings (rows sharing `item_id`), as a forced choice among
+NUM_CHOICES continuations (chance 1/4); see questions.py for the distractors and the
+counterbalancing, reasoner.py for what "entailed" means.
+
+Size: `preset` ("small": the whole training set fits SmolLM2's context, so the ICL prompt
+shows every document; "paper": about 110 categories and 2200 documents) and explicit
+overrides, 0 meaning the preset's value. Larger training sets than `icl_token_budget`
+(estimated tokens) are shown in context as a seeded random subsample of documents, as
+the paper subsampled its largest datasets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+
+from lm_eval_tasks.api import FamilyData
+from lm_eval_tasks.semantic.documents import MIN_SENTENCES, write_documents
+from lm_eval_tasks.semantic.knowledge import (
+    Fact,
+    KnowledgeBase,
+    choose_holdouts,
+    knowledge_base,
+    load_skeleton,
+    select_categories,
+)
+from lm_eval_tasks.semantic.language import Vocabulary, build_vocabulary
+from lm_eval_tasks.semantic.questions import build_splits, unaskable_holdouts
+from lm_eval_tasks.semantic.reasoner import Reasoner
+from lm_eval_tasks.semantic.templates import ORACLE_FORWARD, ORACLE_REVERSE, template_kind
+
+logger = logging.getLogger(__name__)
+
+VERSION = "1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    num_categories: int
+    num_holdout: int
+    num_documents: int
+    max_sentences: int  # per document; at least 4
+
+
+PRESETS = {
+    "small": Preset(num_categories=32, num_holdout=4, num_documents=64, max_sentences=8),
+    "paper": Preset(num_categories=110, num_holdout=11, num_documents=2200, max_sentences=20),
+}
+# SmolLM2 reads this text at about 3 characters per token (nonsense words split into 2-3
+# pieces); 2.6 keeps the estimate on the safe side. tests/test_semantic_model.py checks it
+# with the real tokenizer.
+CHARS_PER_TOKEN = 2.6
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free upper estimate of `text`'s token count (+1 for the line break)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def icl_subsample(texts: list[str], budget: int, rng: random.Random) -> list[str]:
+    """All documents if they fit `budget` estimated tokens, else a random subset that does.
+
+    Documents are drawn in a seeded random order and kept while they fit; the result
+    keeps the training order.
+    """
+    if sum(estimate_tokens(t) for t in texts) <= budget:
+        return list(texts)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    kept, used = set(), 0
+    for index in order:
+        cost = estimate_tokens(texts[index])
+        if used + cost <= budget:
+            kept.add(index)
+            used += cost
+    return [t for i, t in enumerate(texts) if i in kept]
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """A generated instance with the symbolic side kept: for tests and debugging (`vocab.gloss`)."""
+
+    kb: KnowledgeBase
+    vocab: Vocabulary
+    reasoner: Reasoner
+    data: FamilyData
+
+
+def generate(
+    seed: int = 0,
+    preset: str = "small",
+    num_categories: int = 0,
+    num_holdout: int = 0,
+    num_documents: int = 0,
+    max_sentences: int = 0,
+    icl_token_budget: int = 6000,
+) -> FamilyData:
+    """The family's data (the data API's entry point); options as in `build_instance`."""
+    return build_instance(
+        seed, preset, num_categories, num_holdout, num_documents, max_sentences, icl_token_budget
+    ).data
+
+
+def build_instance(
+    seed: int = 0,
+    preset: str = "small",
+    num_categories: int = 0,
+    num_holdout: int = 0,
+    num_documents: int = 0,
+    max_sentences: int = 0,
+    icl_token_budget: int = 6000,
+) -> Instance:
+    """Generate one instance. Size options of 0 take the preset's value.
+
+    num_categories: taxonomy categories in play (ancestor-closed); num_holdout: held-out
+    categories; num_documents: training documents; max_sentences: per document;
+    icl_token_budget: estimated tokens of documents the ICL prompt may show.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}: choose one of {sorted(PRESETS)}")
+    defaults = PRESETS[preset]
+    sizes = {
+        "num_categories": num_categories or defaults.num_categories,
+        "num_holdout": num_holdout or defaults.num_holdout,
+        "num_documents": num_documents or defaults.num_documents,
+        "max_sentences": max_sentences or defaults.max_sentences,
+    }
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{name}={value}: must be positive (0 takes the preset's value)")
+    if sizes["max_sentences"] < MIN_SENTENCES:
+        raise ValueError(f"max_sentences={sizes['max_sentences']}: must be at least {MIN_SENTENCES}")
+    if icl_token_budget < 1:
+        raise ValueError(f"icl_token_budget={icl_token_budget}: must be positive")
+
+    rng = random.Random(f"semantic-{seed}")
+    skeleton = load_skeleton()
+    categories = select_categories(skeleton, sizes["num_categories"], rng)
+    # Hold out categories whose every inference can be asked with fair distractors (a
+    # relation with too few objects in play cannot be): swap out the others and retry.
+    excluded: frozenset[str] = frozenset()
+    while True:
+        holdouts = choose_holdouts(skeleton, categories, sizes["num_holdout"], rng, excluded)
+        kb = knowledge_base(skeleton, categories, holdouts)
+        reasoner = Reasoner(kb.facts)
+        unaskable = unaskable_holdouts(kb, reasoner)
+        if not unaskable:
+            break
+        logger.info("not holding out %s: some inference has too few fair distractors", sorted(unaskable))
+        excluded |= unaskable
+    vocab = build_vocabulary(kb, rng)
+    documents = write_documents(kb, vocab, sizes["num_documents"], sizes["max_sentences"], rng)
+    category_ids = {c: i for i, c in enumerate(kb.categories)}
+
+    def source_id(category: str) -> str:
+        return f"semantic-category-{category_ids[category]:03d}"
+
+    train = [
+        {"id": f"semantic-doc-{i:04d}", "source_id": source_id(d.topic), "style": d.style, "text": d.text}
+        for i, d in enumerate(documents)
+    ]
+    texts = [row["text"] for row in train]
+    icl_facts = icl_subsample(texts, icl_token_budget, random.Random(f"semantic-icl-{seed}"))
+    if len(icl_facts) < len(texts):
+        logger.info("ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget)
+    inferred = [f for f in reasoner.closure if f not in reasoner.trained]
+    data = FamilyData(
+        family="semantic",
+        version=VERSION,
+        seed=seed,
+        options={"preset": preset, **sizes, "icl_token_budget": icl_token_budget},
+        train=train,
+        icl_facts=icl_facts,
+        tests=build_splits(kb, reasoner, vocab, rng),
+        oracle=oracle_rows(kb.facts, inferred, vocab, source_id),
+    )
+    return Instance(kb, vocab, reasoner, data)
+
+
+def oracle_rows(trained: tuple[Fact, ...], inferred: list[Fact], vocab: Vocabulary, source_id) -> list[dict]:
+    """What the reasoner knows, in wordings neither training nor the tests use."""
+    statements = [(f, "rephrase", ORACLE_FORWARD) for f in trained]
+    statements += [(f, "reversal", ORACLE_REVERSE) for f in trained]
+    statements += [(f, "inference", ORACLE_FORWARD) for f in inferred]
+    return [
+        {
+            "id": f"semantic-oracle-{i:05d}",
+            "source_id": source_id(fact.subject),
+            "kind": kind,
+            "text": vocab.render(templates[template_kind(fact.relation)], fact),
+        }
+        for i, (fact, kind, templates) in enumerate(statements)
+    ]
