@@ -352,9 +352,9 @@ def test_generation_is_deterministic_per_seed(preset):
 
 
 def test_sizes_are_options():
-    data = generate(seed=1, num_categories=20, num_holdout=2, num_documents=30)
+    data = generate(num_categories=24, num_holdout=3, num_documents=30)
     assert len(data.train) == 30
-    assert data.options["num_categories"] == 20 and data.options["num_holdout"] == 2
+    assert data.options["num_categories"] == 24 and data.options["num_holdout"] == 3
 
 
 @pytest.mark.parametrize(
@@ -366,6 +366,7 @@ def test_sizes_are_options():
         ({"num_holdout": 40}, "num_holdout=40"),
         ({"max_sentences": 2}, "max_sentences=2"),
         ({"icl_token_budget": -1}, "icl_token_budget=-1"),
+        ({"num_categories": 14, "num_holdout": 2, "num_documents": 14}, "['syllogism', 'deduction_long']"),
     ],
 )
 def test_bad_options_name_the_option(options, message):

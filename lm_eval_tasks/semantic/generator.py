@@ -180,6 +180,13 @@ def build_instance(
     if len(icl_facts) < len(texts):
         logger.info("ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget)
     inferred = [f for f in reasoner.closure if f not in reasoner.trained]
+    tests = build_splits(kb, reasoner, vocab, rng)
+    empty = [split for split, rows in tests.items() if not rows]
+    if empty:
+        raise ValueError(
+            f"num_categories={sizes['num_categories']}, num_holdout={sizes['num_holdout']}: split(s) {empty} get no "
+            "counterbalanced item at this size; raise num_categories or num_holdout"
+        )
     data = FamilyData(
         family="semantic",
         version=VERSION,
@@ -187,7 +194,7 @@ def build_instance(
         options={"preset": preset, **sizes, "icl_token_budget": icl_token_budget},
         train=train,
         icl_facts=icl_facts,
-        tests=build_splits(kb, reasoner, vocab, rng),
+        tests=tests,
         oracle=oracle_rows(kb.facts, inferred, vocab, source_id),
     )
     return Instance(kb, vocab, reasoner, data)

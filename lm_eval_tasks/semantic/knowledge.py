@@ -176,6 +176,9 @@ def select_categories(skeleton: Skeleton, num_categories: int, rng: random.Rando
         by_root.setdefault(([parent, *skeleton.ancestors(parent)])[-1], []).append(parent)
     for families in by_root.values():
         rng.shuffle(families)
+        # Families below the root first: their children are 2-3 levels deep, which the
+        # 2-3-hop deductions need in every branch.
+        families.sort(key=lambda parent: skeleton.parents[parent] is None)
     roots = sorted(by_root)
     rng.shuffle(roots)
     order = [f for turn in itertools.zip_longest(*(by_root[r] for r in roots)) for f in turn if f is not None]
