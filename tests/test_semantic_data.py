@@ -391,6 +391,12 @@ def test_malformed_skeleton_is_a_one_line_error(tmp_path):
     bad.write_text("categories:\n  bird: {is: [a, b, c, d, e, f, g]}\n")
     with pytest.raises(SkeletonError, match="7 properties"):
         load_skeleton(bad)
+    bad.write_text("categories:\n  a: {parent: b, is: [x]}\n  b: {parent: a, is: [y]}\n")
+    with pytest.raises(SkeletonError, match="'a' is its own ancestor"):
+        load_skeleton(bad)
+    bad.write_text("categories:\n  a: {is: red}\n")
+    with pytest.raises(SkeletonError, match="must be a list"):
+        load_skeleton(bad)
     bad.write_text("categories: [\n")
     with pytest.raises(SkeletonError, match="cannot read"):
         load_skeleton(bad)

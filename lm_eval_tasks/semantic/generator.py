@@ -166,13 +166,8 @@ def build_instance(
         excluded |= unaskable
     vocab = build_vocabulary(kb, rng)
     documents = write_documents(kb, vocab, sizes["num_documents"], sizes["max_sentences"], rng)
-    category_ids = {c: i for i, c in enumerate(kb.categories)}
-
-    def source_id(category: str) -> str:
-        return f"semantic-category-{category_ids[category]:03d}"
-
     train = [
-        {"id": f"semantic-doc-{i:04d}", "source_id": source_id(d.topic), "style": d.style, "text": d.text}
+        {"id": f"semantic-doc-{i:04d}", "source_id": kb.source_id(d.topic), "style": d.style, "text": d.text}
         for i, d in enumerate(documents)
     ]
     texts = [row["text"] for row in train]
@@ -195,20 +190,20 @@ def build_instance(
         train=train,
         icl_facts=icl_facts,
         tests=tests,
-        oracle=oracle_rows(kb.facts, inferred, vocab, source_id),
+        oracle=oracle_rows(kb, inferred, vocab),
     )
     return Instance(kb, vocab, reasoner, data)
 
 
-def oracle_rows(trained: tuple[Fact, ...], inferred: list[Fact], vocab: Vocabulary, source_id) -> list[dict]:
+def oracle_rows(kb: KnowledgeBase, inferred: list[Fact], vocab: Vocabulary) -> list[dict]:
     """What the reasoner knows, in wordings neither training nor the tests use."""
-    statements = [(f, "rephrase", ORACLE_FORWARD) for f in trained]
-    statements += [(f, "reversal", ORACLE_REVERSE) for f in trained]
+    statements = [(f, "rephrase", ORACLE_FORWARD) for f in kb.facts]
+    statements += [(f, "reversal", ORACLE_REVERSE) for f in kb.facts]
     statements += [(f, "inference", ORACLE_FORWARD) for f in inferred]
     return [
         {
             "id": f"semantic-oracle-{i:05d}",
-            "source_id": source_id(fact.subject),
+            "source_id": kb.source_id(fact.subject),
             "kind": kind,
             "text": vocab.render(templates[template_kind(fact.relation)], fact),
         }

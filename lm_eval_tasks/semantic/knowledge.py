@@ -53,7 +53,6 @@ class Skeleton:
     parents: dict[str, str | None]  # every category in file order -> its parent (None: a root)
     plurals: dict[str, str]  # English plurals, for glosses only
     own_facts: dict[str, tuple[Fact, ...]]  # category -> its own properties and relations (no isa)
-    verbs: tuple[str, ...]
 
     def ancestors(self, category: str) -> list[str]:
         chain, parent = [], self.parents[category]
@@ -92,13 +91,17 @@ def load_skeleton(path: Path = SKELETON_PATH) -> Skeleton:
     own: dict[str, list[Fact]] = {}
     for name, entry in raw["categories"].items():
         entry = entry or {}
-        unknown = set(entry) - {"parent", "plural", *PROPERTY_RELATIONS}
-        if unknown:
-            raise SkeletonError(f"{path}: category {name!r} has unknown key(s) {sorted(unknown)}")
+        if not isinstance(entry, dict) or set(entry) - {"parent", "plural", *PROPERTY_RELATIONS}:
+            raise SkeletonError(f"{path}: category {name!r} must map to {{parent, plural, is, has, can}}; got {entry!r}")
         parents[name] = entry.get("parent")
         if "plural" in entry:
             plurals[name] = entry["plural"]
-        own[name] = [Fact(name, relation, value) for relation in PROPERTY_RELATIONS for value in entry.get(relation, [])]
+        own[name] = []
+        for relation in PROPERTY_RELATIONS:
+            values = entry.get(relation, [])
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise SkeletonError(f"{path}: category {name!r}: `{relation}` must be a list of glosses; got {values!r}")
+            own[name].extend(Fact(name, relation, value) for value in values)
         if not MIN_PROPERTIES <= len(own[name]) <= MAX_PROPERTIES:
             raise SkeletonError(
                 f"{path}: category {name!r} has {len(own[name])} properties; give it {MIN_PROPERTIES}-{MAX_PROPERTIES}"
@@ -106,21 +109,24 @@ def load_skeleton(path: Path = SKELETON_PATH) -> Skeleton:
     for name, parent in parents.items():
         if parent is not None and parent not in parents:
             raise SkeletonError(f"{path}: category {name!r} has unknown parent {parent!r}")
-    verbs = tuple(raw.get("relations") or {})
-    for verb, pairs in (raw.get("relations") or {}).items():
+        seen, walker = {name}, parent
+        while walker is not None:  # before anything calls Skeleton.ancestors, which assumes a tree
+            if walker in seen:
+                raise SkeletonError(f"{path}: category {name!r} is its own ancestor")
+            seen.add(walker)
+            walker = parents[walker]
+    relations = raw.get("relations") or {}
+    if not isinstance(relations, dict):
+        raise SkeletonError(f"{path}: `relations` must map verbs to [[subject, object], ...]")
+    for verb, pairs in relations.items():
         if verb in RESERVED_RELATIONS:
             raise SkeletonError(f"{path}: relation name {verb!r} is reserved; rename it")
-        for pair in pairs:
+        for pair in pairs if isinstance(pairs, list) else [pairs]:
             if not (isinstance(pair, list) and len(pair) == 2 and all(p in parents for p in pair)):
                 raise SkeletonError(f"{path}: relation {verb} {pair!r} must be [subject, object] of known categories")
             own[pair[0]].append(Fact(pair[0], verb, pair[1]))
-    skeleton = Skeleton(parents, plurals, {name: tuple(facts) for name, facts in own.items()}, verbs)
+    skeleton = Skeleton(parents, plurals, {name: tuple(facts) for name, facts in own.items()})
     for name in parents:
-        seen = {name}
-        for ancestor in skeleton.ancestors(name):
-            if ancestor in seen:
-                raise SkeletonError(f"{path}: category {name!r} is its own ancestor")
-            seen.add(ancestor)
         inherited = {(f.relation, f.value) for a in skeleton.ancestors(name) for f in skeleton.own_facts[a]}
         for fact in skeleton.own_facts[name]:
             if (fact.relation, fact.value) in inherited:
@@ -142,8 +148,9 @@ class KnowledgeBase:
     def parent(self, category: str) -> str | None:
         return self.skeleton.parents[category]
 
-    def children(self, category: str) -> list[str]:
-        return [c for c in self.categories if self.parent(c) == category]
+    def source_id(self, category: str) -> str:
+        """What data rows name a category by (its position in the instance, never its gloss)."""
+        return f"semantic-category-{self.categories.index(category):03d}"
 
     @functools.cached_property
     def topics(self) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ import logging
 import random
 from collections import Counter
 
-from lm_eval_tasks.semantic.knowledge import Fact, KnowledgeBase, Skeleton
+from lm_eval_tasks.semantic.knowledge import Fact, KnowledgeBase
 from lm_eval_tasks.semantic.language import Vocabulary, capitalize
 from lm_eval_tasks.semantic.reasoner import Reasoner
 from lm_eval_tasks.semantic.templates import TEST_FORWARD, TEST_REVERSE, template_kind
@@ -153,12 +153,8 @@ def build_splits(kb: KnowledgeBase, reasoner: Reasoner, vocab: Vocabulary, rng: 
     holdouts = set(kb.holdouts)
     trained = [f for f in kb.facts if f.subject not in holdouts]
     inferred = [f for f in reasoner.closure if f not in reasoner.trained]
-    category_ids = {c: i for i, c in enumerate(kb.categories)}
     pool = distractor_pool(kb, reasoner)
-    builders = {
-        split: SplitBuilder(split, reasoner, vocab, kb.skeleton, category_ids, pool, rng)
-        for split in SPLITS
-    }
+    builders = {split: SplitBuilder(split, kb, reasoner, vocab, pool, rng) for split in SPLITS}
     groups, leftovers = latin_groups(trained, reasoner, rng)
     for split, direction in (("rephrase", "forward"), ("reversal", "reverse")):
         builders[split].add_groups(groups, direction)
@@ -185,10 +181,9 @@ class SplitBuilder:
     """Builds one test split's rows; `pool` holds every entailed fact that may lend a distractor."""
 
     split: str
+    kb: KnowledgeBase
     reasoner: Reasoner
     vocab: Vocabulary
-    skeleton: Skeleton
-    category_ids: dict[str, int]
     pool: list[Fact]
     rng: random.Random
     rows: list[dict] = dataclasses.field(default_factory=list)
@@ -230,7 +225,7 @@ class SplitBuilder:
             self.rows.append(
                 {
                     "id": f"{item_id}-p{phrasing}",
-                    "source_id": f"semantic-category-{self.category_ids[fact.subject]:03d}",
+                    "source_id": self.kb.source_id(fact.subject),
                     "item_id": item_id,
                     "query": capitalize(query.format(**self.vocab.slots(fact))),
                     "choices": [answer.format(**self.vocab.slots(item.candidate(a))) for a in order],
@@ -250,7 +245,7 @@ class SplitBuilder:
 
     def gloss(self, fact: Fact) -> str:
         """The item's true statement in English: debugging output only, never in a prompt."""
-        subject = self.skeleton.plural(fact.subject)
-        value = self.skeleton.plural(fact.value) if fact.value_is_category else fact.value
+        subject = self.kb.skeleton.plural(fact.subject)
+        value = self.kb.skeleton.plural(fact.value) if fact.value_is_category else fact.value
         relation = {"isa": "are", "is": "are", "has": "have", "can": "can"}.get(fact.relation, fact.relation)
         return f"{subject} {relation} {value}"
