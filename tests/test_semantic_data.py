@@ -339,9 +339,9 @@ def test_paper_preset_has_the_paper_size_and_subsamples_the_icl_context():
     assert len(data.train) == PRESETS["paper"].num_documents
     assert data.options["num_categories"] == 110
     assert sum(estimate_tokens(t) for t in data.icl_facts) <= data.options["icl_token_budget"]
-    texts = [row["text"] for row in data.train]
-    positions = [texts.index(t) for t in data.icl_facts]
-    assert positions == sorted(positions) and len(positions) < len(texts) / 8
+    texts = iter(row["text"] for row in data.train)
+    assert all(any(shown == text for text in texts) for shown in data.icl_facts)  # a subsequence, in order
+    assert len(data.icl_facts) < len(data.train) / 8
 
 
 @pytest.mark.parametrize("preset", ["small", "paper"])

@@ -2,9 +2,10 @@
 
 A document about a topic states some of the topic's own facts (its parent, properties
 and relations; never an inherited one, which would turn a test inference into a trained
-fact) and, for a parent of a held-out category, the held-out category's parent fact: the
-only sentence training ever says about it. The first document of every topic states all
-of its facts, so every fact a test needs is in at least one document.
+fact), may add sections with the own facts of some of its kinds (children), and, for a
+parent of a held-out category, states the held-out category's parent fact: the only
+sentence training ever says about it. The first document of every topic states all of
+its facts, so every fact a test needs is in at least one document.
 
 Styles: `encyclopedia` (plain statements, "They ..." for the same subject),
 `field_notes` and `overview` (a framing sentence, then statements) and `qa`
@@ -21,7 +22,8 @@ from lm_eval_tasks.semantic.knowledge import ISA, Fact, KnowledgeBase
 from lm_eval_tasks.semantic.language import Vocabulary
 from lm_eval_tasks.semantic.templates import (
     ANSWER_PREFIX,
-    FILLER,
+    ASIDES,
+    OPENERS,
     LISTABLE_KINDS,
     PRONOUN,
     QUESTION,
@@ -31,10 +33,13 @@ from lm_eval_tasks.semantic.templates import (
 
 STYLES = ("encyclopedia", "field_notes", "overview", "qa")
 MIN_SENTENCES = 4
-# The framing sentence that opens a document of each style (an index into FILLER).
+# The framing sentence that opens every document of a style, and the one that opens a
+# too-short document of the other styles (indices into OPENERS).
 OPENING = {"field_notes": 2, "overview": 0}
+PADDING_OPENING = {"encyclopedia": 1, "qa": 0}
 LIST_PROBABILITY = 0.5  # of putting two or three properties of one kind into one sentence
 PRONOUN_PROBABILITY = 0.5
+MAX_REDRAWS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +87,6 @@ def render_document(
 ) -> Document:
     groups = statements(facts, rng, merge_all)
     sentences: list[str] = []
-    fillers = list(FILLER)
-    rng.shuffle(fillers)
-    if style in OPENING:
-        opening = FILLER[OPENING[style]]
-        sentences.append(vocab.render_about(opening, topic))
-        fillers.remove(opening)
     previous_subject = None
     for group in groups:
         subject = group[0].subject
@@ -98,8 +97,14 @@ def render_document(
             pronoun = style == "encyclopedia" and subject == previous_subject and rng.random() < PRONOUN_PROBABILITY
             sentences.append(render_statement(group, vocab, rng, pronoun))
         previous_subject = subject
+    # Framing sentences: the style's opener, then (if still short) another opener and
+    # closing asides until the document has MIN_SENTENCES.
+    if style in OPENING or len(sentences) < MIN_SENTENCES:
+        opener = OPENERS[OPENING[style] if style in OPENING else PADDING_OPENING[style]]
+        sentences.insert(0, vocab.render_about(opener, topic))
+    asides = rng.sample(ASIDES, len(ASIDES))
     while len(sentences) < MIN_SENTENCES:
-        sentences.append(vocab.render_about(fillers.pop(), topic))
+        sentences.append(vocab.render_about(asides.pop(), topic))
     return Document(topic, style, tuple(sentences))
 
 
@@ -122,33 +127,60 @@ def write_documents(
     per_topic = {t: num_documents // len(topics) for t in topics}
     for t in rng.sample(topics, num_documents % len(topics)):
         per_topic[t] += 1
-    documents = []
+    documents: list[Document] = []
+    written: set[str] = set()
     for topic in topics:
-        facts = topic_facts(kb, topic)
         for index in range(per_topic[topic]):
-            if index == 0:
-                chosen = list(facts)  # the complete one: every fact appears somewhere
-            else:
-                chosen = rng.sample(facts, rng.randint((len(facts) + 1) // 2, len(facts)))
-            documents.append(_fitting_document(topic, chosen, vocab, max_sentences, rng))
+            # A topic with few facts can come out word for word the same twice: redraw.
+            for _ in range(MAX_REDRAWS):
+                document = _random_document(kb, topic, vocab, max_sentences, rng, complete=index == 0)
+                if document.text not in written:
+                    break
+            written.add(document.text)
+            documents.append(document)
     rng.shuffle(documents)
     return documents
 
 
+def _random_document(
+    kb: KnowledgeBase, topic: str, vocab: Vocabulary, max_sentences: int, rng: random.Random, complete: bool
+) -> Document:
+    """A document about `topic`: all its facts if `complete` (every fact must appear somewhere), else a random half or more."""
+    facts = topic_facts(kb, topic)
+    core = list(facts) if complete else rng.sample(facts, rng.randint((len(facts) + 1) // 2, len(facts)))
+    # Sections on some of the topic's kinds lengthen a document towards a random target;
+    # they are dropped first when it would get too long.
+    target = rng.randint(MIN_SENTENCES, max_sentences)
+    kinds = [c for c in kb.topics if kb.parent(c) == topic]
+    extra: list[list[Fact]] = []
+    for kind in rng.sample(kinds, len(kinds)):
+        if len(core) + sum(map(len, extra)) >= target:
+            break
+        own = kb.facts_about(kind)
+        extra.append(own[:1] + rng.sample(own[1:], rng.randint(0, len(own) - 1)))
+    return _fitting_document(topic, core, extra, vocab, max_sentences, rng)
+
+
 def _fitting_document(
-    topic: str, facts: list[Fact], vocab: Vocabulary, max_sentences: int, rng: random.Random
+    topic: str, core: list[Fact], extra: list[list[Fact]], vocab: Vocabulary, max_sentences: int, rng: random.Random
 ) -> Document:
     """A document in a random style with at most `max_sentences` sentences.
 
-    The parent fact leads (as in an encyclopedia entry); the rest come in random order.
-    Styles that need more sentences than allowed give way to a plain encyclopedia entry
+    The topic's parent fact leads (as in an encyclopedia entry), its other facts follow
+    in random order, then the `extra` sections, each about one kind of the topic. Too
+    long a document loses its last sections, then gives way to a plain encyclopedia entry
     with every property list merged, which fits any topic of the skeleton.
     """
-    ordered = [f for f in facts if f.relation == ISA and f.subject == topic]
-    rest = [f for f in facts if f not in ordered]
+    ordered = [f for f in core if f.relation == ISA and f.subject == topic]
+    rest = [f for f in core if f not in ordered]
     rng.shuffle(rest)
     style = rng.choice(STYLES)
-    document = render_document(topic, ordered + rest, style, vocab, rng)
+    while True:
+        facts = ordered + rest + [f for section in extra for f in section]
+        document = render_document(topic, facts, style, vocab, rng)
+        if len(document.sentences) <= max_sentences or not extra:
+            break
+        extra = extra[:-1]
     if len(document.sentences) > max_sentences:
         document = render_document(topic, ordered + rest, "encyclopedia", vocab, rng, merge_all=True)
     if len(document.sentences) > max_sentences:

@@ -73,15 +73,19 @@ QUESTION: dict[str, str] = {
     "verb": "Q: What do {subjects} {verb}?",
 }
 ANSWER_PREFIX = "A: "
-# Sentences that name the document's topic and state nothing.
-FILLER: tuple[str, ...] = (
+# Sentences that name the document's topic and state nothing: openers come first,
+# asides last.
+OPENERS: tuple[str, ...] = (
     "Here is what is known about {subjects}.",
     "This entry describes the {subject}.",
     "Field notes on {subjects}.",
+)
+ASIDES: tuple[str, ...] = (
     "Many people have written about {subjects}.",
     "{subjects} have been studied for many years.",
     "That is all for now about {subjects}.",
 )
+FILLER = OPENERS + ASIDES
 
 # -- test questions: (query, answer) per phrasing -----------------------------------------
 # Forward asks for the value, reverse for the subject. The query never ends in whitespace
