@@ -19,7 +19,7 @@ import pytest
 from lm_eval_tasks.semantic import templates as T
 from lm_eval_tasks.semantic.generator import PRESETS, build_instance, estimate_tokens, generate
 from lm_eval_tasks.semantic.knowledge import ISA, PROPERTY_RELATIONS, Fact, SkeletonError, load_skeleton
-from lm_eval_tasks.semantic.language import plural
+from lm_eval_tasks.semantic.language import participle, plural
 from lm_eval_tasks.semantic.questions import NUM_CHOICES, SPLITS
 from lm_eval_tasks.semantic.reasoner import Reasoner
 
@@ -52,7 +52,7 @@ class Parser:
     def __init__(self, vocab):
         self.concepts = {word: concept for concept, word in vocab.words.items()}
         self.singular = {plural(word): word for word in self.concepts}
-        self.verb_of_participle = {word + "ed": c for word, c in self.concepts.items() if c[0] == "verb"}
+        self.verb_of_participle = {participle(word): c for word, c in self.concepts.items() if c[0] == "verb"}
 
     def _concept(self, word: str, kinds: tuple[str, ...], number: str | None = None) -> tuple[str, str] | None:
         base = self.singular.get(word) if number == "plural" else word
