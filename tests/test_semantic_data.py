@@ -274,7 +274,8 @@ def test_groups_are_latin_squares_so_choice_preferences_score_exactly_chance(ins
             assert len(grouped) == len(rows)
         for _ in range(20):
             preference = defaultdict(rng.random)
-            correct = sum(max(range(NUM_CHOICES), key=lambda i: preference[r["choices"][i]]) == r["label"] for r in grouped)
+            picks = [max(range(NUM_CHOICES), key=lambda i: preference[r["choices"][i]]) for r in grouped]
+            correct = sum(pick == r["label"] for pick, r in zip(picks, grouped))
             assert correct * NUM_CHOICES == len(grouped), split
         labels = Counter(r["label"] for r in grouped)  # first-choice ties are chance too
         assert len(set(labels.values())) == 1, (split, labels)

@@ -145,7 +145,7 @@ def write_documents(
 def _random_document(
     kb: KnowledgeBase, topic: str, vocab: Vocabulary, max_sentences: int, rng: random.Random, complete: bool
 ) -> Document:
-    """A document about `topic`: all its facts if `complete` (every fact must appear somewhere), else a random half or more."""
+    """A document about `topic`: all its facts if `complete`, else a random half or more of them."""
     facts = topic_facts(kb, topic)
     core = list(facts) if complete else rng.sample(facts, rng.randint((len(facts) + 1) // 2, len(facts)))
     # Sections on some of the topic's kinds lengthen a document towards a random target;

@@ -173,7 +173,9 @@ def build_instance(
     texts = [row["text"] for row in train]
     icl_facts = icl_subsample(texts, icl_token_budget, random.Random(f"semantic-icl-{seed}"))
     if len(icl_facts) < len(texts):
-        logger.info("ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget)
+        logger.info(
+            "ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget
+        )
     inferred = [f for f in reasoner.closure if f not in reasoner.trained]
     tests = build_splits(kb, reasoner, vocab, rng)
     empty = [split for split, rows in tests.items() if not rows]

@@ -92,7 +92,9 @@ def load_skeleton(path: Path = SKELETON_PATH) -> Skeleton:
     for name, entry in raw["categories"].items():
         entry = entry or {}
         if not isinstance(entry, dict) or set(entry) - {"parent", "plural", *PROPERTY_RELATIONS}:
-            raise SkeletonError(f"{path}: category {name!r} must map to {{parent, plural, is, has, can}}; got {entry!r}")
+            raise SkeletonError(
+                f"{path}: category {name!r} must map to {{parent, plural, is, has, can}}; got {entry!r}"
+            )
         parents[name] = entry.get("parent")
         if "plural" in entry:
             plurals[name] = entry["plural"]
@@ -100,7 +102,9 @@ def load_skeleton(path: Path = SKELETON_PATH) -> Skeleton:
         for relation in PROPERTY_RELATIONS:
             values = entry.get(relation, [])
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise SkeletonError(f"{path}: category {name!r}: `{relation}` must be a list of glosses; got {values!r}")
+                raise SkeletonError(
+                    f"{path}: category {name!r}: `{relation}` must be a list of glosses; got {values!r}"
+                )
             own[name].extend(Fact(name, relation, value) for value in values)
         if not MIN_PROPERTIES <= len(own[name]) <= MAX_PROPERTIES:
             raise SkeletonError(
@@ -170,7 +174,9 @@ def select_categories(skeleton: Skeleton, num_categories: int, rng: random.Rando
     chosen parent siblings to compare and to hold out.
     """
     if not MIN_CATEGORIES <= num_categories <= len(skeleton.parents):
-        raise ValueError(f"num_categories={num_categories}: must be between {MIN_CATEGORIES} and {len(skeleton.parents)}")
+        raise ValueError(
+            f"num_categories={num_categories}: must be between {MIN_CATEGORIES} and {len(skeleton.parents)}"
+        )
     children: dict[str, list[str]] = {}
     for category, parent in skeleton.parents.items():
         if parent is not None:
@@ -207,7 +213,11 @@ def select_categories(skeleton: Skeleton, num_categories: int, rng: random.Rando
 
 
 def choose_holdouts(
-    skeleton: Skeleton, categories: list[str], num_holdout: int, rng: random.Random, excluded: frozenset[str] = frozenset()
+    skeleton: Skeleton,
+    categories: list[str],
+    num_holdout: int,
+    rng: random.Random,
+    excluded: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Leaves whose parent keeps another child, never the object of a relation in play nor `excluded`.
 

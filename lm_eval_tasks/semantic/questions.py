@@ -207,7 +207,7 @@ class SplitBuilder:
             fair = fair_distractors(item, self.pool, self.reasoner)
             if len(fair) < NUM_CHOICES - 1:
                 self.dropped += 1
-                logger.debug("%s: no %d fair distractors for %s (%s); item dropped", self.split, NUM_CHOICES - 1, fact, direction)
+                logger.debug("%s: too few fair distractors for %s (%s); item dropped", self.split, fact, direction)
                 continue
             self.rng.shuffle(fair)
             fair.sort(key=lambda a: self._wrong[a] - (NUM_CHOICES - 1) * self._right[a])
