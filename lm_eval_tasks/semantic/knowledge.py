@@ -153,8 +153,13 @@ class KnowledgeBase:
         return self.skeleton.parents[category]
 
     def source_id(self, category: str) -> str:
-        """What data rows name a category by (its position in the instance, never its gloss)."""
-        return f"semantic-category-{self.categories.index(category):03d}"
+        """The `source_id` of the documents that state `category`'s trained facts.
+
+        A category is named by its position in the instance (never by its gloss). A
+        held-out category has no documents: its parent fact is in its parent's.
+        """
+        documented = self.parent(category) if category in self.holdouts else category
+        return f"semantic-category-{self.categories.index(documented):03d}"
 
     @functools.cached_property
     def topics(self) -> tuple[str, ...]:
