@@ -1,7 +1,7 @@
 """Finetuning throughput: tokens/s and the fraction of this machine's matmul FLOP/s it achieves.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_finetune.py                 # SmolLM2, reversal, fp32 vs bf16
-    HF_HUB_OFFLINE=1 python benchmarks/bench_finetune.py --steps 30 --precisions bf16
+    HF_HUB_OFFLINE=1 python benchmarks/bench_finetune.py --steps 30 --precisions bf16 --threads 1
 
 Everything is measured in this one process, so the ratios hold on a shared, noisy machine:
 
@@ -65,10 +65,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default); 1 on a busy machine")
     args = parser.parse_args()
 
     import logging
 
+    import torch
     from transformers.utils import logging as transformers_logging
 
     from finetune import data
@@ -76,10 +78,15 @@ def main() -> None:
     from finetune.train import resolve_model, run
 
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     transformers_logging.disable_progress_bar()
     model_path = resolve_model(args.model)
     n_matmul, _ = matmul_parameters(model_path)
-    print(f"model {model_path}: {n_matmul / 1e6:.1f}M matmul weights")
+    print(
+        f"model {model_path}: {n_matmul / 1e6:.1f}M matmul weights; {torch.get_num_threads()} torch thread(s)",
+        flush=True,
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -88,7 +95,7 @@ def main() -> None:
             cfg = FinetuneConfig(
                 family=args.family, model=model_path, output_dir=str(Path(scratch) / precision), steps=args.steps,
                 batch_size=args.batch_size, precision=precision, save_steps=10**6, logging_steps=10**6,
-                min_loglik_change=0.0,
+                min_loglik_change=0.0, threads=args.threads,
             )  # fmt: skip
             run(cfg)
             record = json.loads((cfg.output_path / "icl_ft_provenance.json").read_text())
@@ -98,7 +105,7 @@ def main() -> None:
             from safetensors import safe_open
 
             with safe_open(str(cfg.output_path / "adapter_model.safetensors"), "pt") as adapter:
-                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter.keys())
+                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter)
             flops_per_token = 4 * n_matmul + 6 * n_lora
             achieved = results["tokens_per_second"] * flops_per_token
             rows.append((precision, results["tokens_per_second"], achieved, peak, results["padding_fraction"]))
@@ -107,7 +114,9 @@ def main() -> None:
         from transformers import AutoTokenizer
 
         documents, _, _ = data.load_documents(args.family, 0, {}, [])
-        examples, _ = data.tokenize_units(data.make_units(documents, "sentence"), AutoTokenizer.from_pretrained(model_path), 256)
+        examples, _ = data.tokenize_units(
+            data.make_units(documents, "sentence"), AutoTokenizer.from_pretrained(model_path), 256
+        )
         lengths = [len(e["input_ids"]) for e in examples]
         grouped = data.training_order(lengths, args.steps * args.batch_size * 10, args.batch_size, 0)
         rng = random.Random(0)
@@ -115,7 +124,9 @@ def main() -> None:
 
     print(f"\n{'precision':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'peak GFLOP/s':>13} {'of peak':>8} {'padding':>8}")
     for precision, tokens_per_second, achieved, peak, padding in rows:
-        print(f"{precision:>9} {tokens_per_second:9.0f} {achieved / 1e9:8.1f} {peak / 1e9:13.1f} {achieved / peak:8.1%} {padding:8.1%}")
+        print(
+            f"{precision:>9} {tokens_per_second:9.0f} {achieved / 1e9:8.1f} {peak / 1e9:13.1f} {achieved / peak:8.1%} {padding:8.1%}"
+        )
     if len(rows) == 2:
         print(f"\n{rows[1][0]} / {rows[0][0]} training tokens/s: {rows[1][1] / rows[0][1]:.2f}x")
     print(

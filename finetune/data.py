@@ -114,7 +114,7 @@ def read_extra_file(path: str | Path) -> tuple[list[str], ExtraFile]:
         logger.warning("%s: skipped %d malformed row(s) (first at line %d; need an object with a non-empty \"text\")",
                        path, skipped, first_bad)  # fmt: skip
     if not texts:
-        raise DataError(f"extra data file {path} has no usable row ({skipped} malformed): rows need a non-empty \"text\"")
+        raise DataError(f'extra data file {path} has no usable row ({skipped} malformed): rows need a non-empty "text"')
     return texts, ExtraFile(str(path.resolve()), sha256_file(path), len(texts), skipped)
 
 

@@ -14,6 +14,7 @@ only the main process writes the output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -53,7 +54,11 @@ def resolve_precision(precision: str) -> str:
 
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    try:  # a private but long-standing torch probe for native bf16 CPU kernels (AVX512-BF16/AMX)
+        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native_bf16 = False
+    return "bf16" if native_bf16 else "fp32"
 
 
 def is_complete_checkpoint(directory: Path) -> bool:
@@ -65,10 +70,15 @@ def is_complete_checkpoint(directory: Path) -> bool:
     return (directory / "optimizer.pt").is_file() and any(directory.glob("rng_state*.pth"))
 
 
+def checkpoint_step(directory: Path) -> int:
+    """The global step of a Trainer checkpoint directory `checkpoint-N`, or -1 if it is not one."""
+    step = directory.name.removeprefix("checkpoint-")
+    return int(step) if step.isdigit() and directory.name.startswith("checkpoint-") else -1
+
+
 def last_complete_checkpoint(checkpoints: Path) -> Path | None:
-    candidates = [p for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    for candidate in sorted(candidates, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
-        if is_complete_checkpoint(candidate):
+    for candidate in sorted(checkpoints.glob("checkpoint-*"), key=checkpoint_step, reverse=True):
+        if checkpoint_step(candidate) >= 0 and is_complete_checkpoint(candidate):
             return candidate
     return None
 
@@ -98,7 +108,9 @@ def check_directories(cfg: FinetuneConfig) -> Path | None:
     if cfg.resume and saved_path.is_file():
         differences = _config_differences(json.loads(saved_path.read_text()), cfg.to_dict())
         if differences:
-            raise FinetuneError(f"--resume with settings that differ from the interrupted run: {'; '.join(differences)}")
+            raise FinetuneError(
+                f"--resume with settings that differ from the interrupted run: {'; '.join(differences)}"
+            )
     resume_from = last_complete_checkpoint(checkpoints) if has_checkpoints else None
     if cfg.resume and resume_from is None:
         logger.warning("--resume: no complete checkpoint in %s; starting from the beginning", checkpoints)
@@ -116,9 +128,9 @@ def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
     checkpoints.mkdir(parents=True, exist_ok=True)
     # A kill -9 mid-save can leave a checkpoint without its trainer_state.json; the
     # Trainer would count it as the newest when rotating, so remove it.
-    newest_step = int(resume_from.name.split("-")[-1]) if resume_from else -1
+    newest_step = checkpoint_step(resume_from) if resume_from else -1
     for stale in checkpoints.glob("checkpoint-*"):
-        if stale.name.split("-")[-1].isdigit() and int(stale.name.split("-")[-1]) > newest_step:
+        if checkpoint_step(stale) > newest_step:
             shutil.rmtree(stale)
     for leftover in [*output.parent.glob(f".{output.name}.tmp-*"), *output.parent.glob(f".{output.name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)  # left by killed runs
@@ -126,8 +138,6 @@ def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
 
 
 def _training_arguments(cfg: FinetuneConfig, micro_batch_size: int, accumulation: int, steps: int, precision: str):
-    import dataclasses
-
     import torch
     from transformers import TrainingArguments
 
@@ -180,7 +190,14 @@ def _log_callback(tokens_per_step: list[int]):
             if self.last is not None and step > self.last[1]:
                 tokens = sum(tokens_per_step[self.last[1] : step])
                 rate = f" {tokens / (now - self.last[0]):.0f} tokens/s"
-            logger.info("step %d/%d loss %.4f lr %.2e%s", step, state.max_steps, logs["loss"], logs.get("learning_rate", 0), rate)
+            logger.info(
+                "step %d/%d loss %.4f lr %.2e%s",
+                step,
+                state.max_steps,
+                logs["loss"],
+                logs.get("learning_rate", 0),
+                rate,
+            )
             self.last = (now, step)
 
         def on_train_begin(self, args, state, control, **kwargs):
@@ -201,6 +218,59 @@ def _versions() -> dict[str, str]:
     return found
 
 
+@dataclasses.dataclass
+class TrainingPlan:
+    """Everything about the data of a run that is fixed before training starts."""
+
+    documents: int
+    units: int
+    family_provenance: dict[str, Any]
+    extra_files: list[Any]
+    examples: list[dict[str, list[int]]]
+    truncated: int
+    steps: int
+    order: list[int]
+    padding: dict[str, Any]
+    tokens_per_step: list[int]
+
+    @property
+    def epochs(self) -> float:
+        return len(self.order) / len(self.examples)
+
+
+def plan_training(cfg: FinetuneConfig, tokenizer, micro_batch_size: int) -> TrainingPlan:
+    from finetune import data
+
+    documents, family_provenance, extra_files = data.load_documents(
+        cfg.family, cfg.data_seed, cfg.family_options, cfg.extra_data
+    )
+    units = data.make_units(documents, cfg.unit)
+    examples, truncated = data.tokenize_units(units, tokenizer, cfg.max_length)
+    if truncated:
+        logger.warning(
+            "%d of %d units were longer than max_length=%d tokens and were truncated",
+            truncated,
+            len(units),
+            cfg.max_length,
+        )
+    steps = cfg.num_steps(len(examples))
+    lengths = [len(example["input_ids"]) for example in examples]
+    order = data.training_order(lengths, steps * cfg.batch_size, cfg.batch_size, cfg.seed)
+    batches = [order[step * cfg.batch_size : (step + 1) * cfg.batch_size] for step in range(steps)]
+    return TrainingPlan(
+        documents=len(documents),
+        units=len(units),
+        family_provenance=family_provenance,
+        extra_files=extra_files,
+        examples=examples,
+        truncated=truncated,
+        steps=steps,
+        order=order,
+        padding=data.padding_stats(lengths, order, micro_batch_size),
+        tokens_per_step=[sum(lengths[i] for i in batch) for batch in batches],
+    )
+
+
 def run(cfg: FinetuneConfig) -> Path:
     """Train, save, check and publish the adapter; return its directory."""
     import torch
@@ -208,7 +278,7 @@ def run(cfg: FinetuneConfig) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback
 
-    from finetune import data, provenance, verify
+    from finetune import data, provenance
 
     started = time.time()
     if cfg.resume and (cfg.output_path / provenance.PROVENANCE_FILE).is_file():
@@ -229,37 +299,27 @@ def run(cfg: FinetuneConfig) -> Path:
     accumulation = cfg.batch_size // (micro_batch_size * world_size)
     model_path = resolve_model(cfg.model)
     precision = resolve_precision(cfg.precision)
-
-    documents, family_provenance, extra_files = data.load_documents(
-        cfg.family, cfg.data_seed, cfg.family_options, cfg.extra_data
-    )
-    units = data.make_units(documents, cfg.unit)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    examples, truncated = data.tokenize_units(units, tokenizer, cfg.max_length)
-    if truncated:
-        logger.warning("%d of %d units were longer than max_length=%d tokens and were truncated", truncated, len(units), cfg.max_length)
-    steps = cfg.num_steps(len(examples))
-    lengths = [len(example["input_ids"]) for example in examples]
-    order = data.training_order(lengths, steps * cfg.batch_size, cfg.batch_size, cfg.seed)
-    padding = data.padding_stats(lengths, order, micro_batch_size)
-    tokens_per_step = [sum(lengths[i] for i in order[s * cfg.batch_size : (s + 1) * cfg.batch_size]) for s in range(steps)]
+    plan = plan_training(cfg, tokenizer, micro_batch_size)
 
-    args = _training_arguments(cfg, micro_batch_size, accumulation, steps, precision)
+    args = _training_arguments(cfg, micro_batch_size, accumulation, plan.steps, precision)
     if args.world_size != world_size:
         raise FinetuneError(f"WORLD_SIZE={world_size} but the Trainer sees {args.world_size} processes")
     is_main = args.process_index == 0
     if is_main:
         prepare_directories(cfg, resume_from)
-    args.distributed_state.wait_for_everyone()
-    if is_main:
         logger.info(
-            "%s: %d documents -> %d %s units (%d tokens); %d steps of %d units (%d process(es) x %d x %d accumulation), "
-            "%.1f epochs, %s, padding %.1f%% of processed tokens%s",
-            cfg.family, len(documents), len(units), cfg.unit, sum(lengths), steps, cfg.batch_size, world_size,
-            micro_batch_size, accumulation, steps * cfg.batch_size / len(examples), precision,
-            100 * padding["padding_fraction"], f"; resuming from {resume_from.name}" if resume_from else "",
+            "%s: %d documents -> %d %s units (%d tokens); %d steps of %d units = %d process(es) x %d units x %d "
+            "accumulation, %.1f epochs, %s, padding %.1f%% of processed tokens%s",
+            cfg.family, plan.documents, plan.units, cfg.unit, sum(len(e["input_ids"]) for e in plan.examples),
+            plan.steps, cfg.batch_size, world_size, micro_batch_size, accumulation, plan.epochs, precision,
+            100 * plan.padding["padding_fraction"], f"; resuming from {resume_from.name}" if resume_from else "",
         )  # fmt: skip
+    args.distributed_state.wait_for_everyone()
+    if world_size > 1:
+        logger.info("process %d of %d (%s backend, %s) ready", args.process_index, world_size,
+                    args.distributed_state.backend, args.device)  # fmt: skip
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     model.config.use_cache = False
@@ -268,9 +328,9 @@ def run(cfg: FinetuneConfig) -> Path:
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=[examples[i] for i in order],
+        train_dataset=[plan.examples[i] for i in plan.order],
         data_collator=data.PaddingCollator(pad_token_id),
-        callbacks=[_log_callback(tokens_per_step)],
+        callbacks=[_log_callback(plan.tokens_per_step)],
     )
     trainer.remove_callback(PrinterCallback)
     train_started = time.perf_counter()
@@ -279,57 +339,65 @@ def run(cfg: FinetuneConfig) -> Path:
     if not is_main:
         return cfg.output_path
 
-    start_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
-    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    verify_examples = [examples[i] for i in range(0, len(examples), max(len(examples) // cfg.verify_texts, 1))][: cfg.verify_texts]
+    start_step = checkpoint_step(resume_from) if resume_from else 0
+    runtime = {
+        "world_size": world_size,
+        "micro_batch_size": micro_batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "precision": precision,
+        "device": str(args.device),
+        "versions": _versions(),
+    }
+    results = {
+        "units": len(plan.examples),
+        "units_truncated": plan.truncated,
+        "steps": plan.steps,
+        "epochs": plan.epochs,
+        "final_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), float("nan")),
+        "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
+        "tokens_seen": plan.padding["tokens"],
+        "padding_tokens": plan.padding["padding_tokens"],
+        "padding_fraction": plan.padding["padding_fraction"],
+        "train_seconds": train_seconds,
+        "tokens_per_second": sum(plan.tokens_per_step[start_step:]) / train_seconds,
+        "resumed_from_step": start_step,
+    }
     # Without keep_fp32_wrapper=False the model's forward stays wrapped in accelerate's bf16 autocast.
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    trained_scores = verify.mean_loglik_per_token(model, verify_examples, pad_token_id)
+    output = _save_checked(cfg, model, model_path, plan, pad_token_id, results, runtime, started)
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(cfg.work_path, ignore_errors=True)
+    return output
 
+
+def _save_checked(
+    cfg, model, model_path: str, plan: TrainingPlan, pad_token_id: int, results, runtime, started
+) -> Path:
+    """Save the adapter to a temporary sibling, check it, add provenance and model card, rename into place."""
+    from finetune import provenance, verify
+
+    step = max(len(plan.examples) // cfg.verify_texts, 1)
+    verify_examples = plan.examples[::step][: cfg.verify_texts]
+    trained_scores = verify.mean_loglik_per_token(model, verify_examples, pad_token_id)
     output = cfg.output_path
     staging = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         model.save_pretrained(str(staging))
-        check = verify.check_adapter(model_path, staging, verify_examples, pad_token_id, trained_scores, cfg.min_loglik_change)
+        results["loglik_check"] = verify.check_adapter(
+            model_path, staging, verify_examples, pad_token_id, trained_scores, cfg.min_loglik_change
+        )
+        results["wall_time_seconds"] = time.time() - started
+        options = provenance.non_default_options(cfg.family, plan.family_provenance["options"])
         record = {
             "kind": "lm-eval-icl-ft LoRA adapter",
             "base_model": provenance.base_model_record(model_path),
-            "data": {
-                **family_provenance,
-                "unit": cfg.unit,
-                "extra_files": [vars(extra) for extra in extra_files],
-            },
+            "data": {**plan.family_provenance, "unit": cfg.unit, "extra_files": [vars(f) for f in plan.extra_files]},
             "config": cfg.to_dict(),
             "seed": cfg.seed,
-            "results": {
-                "units": len(examples),
-                "units_truncated": truncated,
-                "steps": steps,
-                "epochs": steps * cfg.batch_size / len(examples),
-                "final_loss": losses[-1][1] if losses else float("nan"),
-                "loss_history": losses,
-                "tokens_seen": padding["tokens"],
-                "padding_tokens": padding["padding_tokens"],
-                "padding_fraction": padding["padding_fraction"],
-                "wall_time_seconds": time.time() - started,
-                "train_seconds": train_seconds,
-                "tokens_per_second": sum(tokens_per_step[start_step:]) / train_seconds,
-                "resumed_from_step": start_step,
-                "loglik_check": check,
-            },
-            "runtime": {
-                "world_size": world_size,
-                "micro_batch_size": micro_batch_size,
-                "gradient_accumulation_steps": accumulation,
-                "precision": precision,
-                "device": str(args.device),
-                "versions": _versions(),
-            },
-            "lm_eval_command": provenance.lm_eval_command(
-                model_path, output, cfg.family, cfg.data_seed,
-                provenance.non_default_options(cfg.family, family_provenance["options"]),
-            ),  # fmt: skip
+            "results": results,
+            "runtime": runtime,
+            "lm_eval_command": provenance.lm_eval_command(model_path, output, cfg.family, cfg.data_seed, options),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         provenance.write_json_atomic(staging / provenance.PROVENANCE_FILE, record)
@@ -337,8 +405,6 @@ def run(cfg: FinetuneConfig) -> Path:
         _publish(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(cfg.work_path, ignore_errors=True)
     logger.info("adapter written to %s; score it with: %s", output, record["lm_eval_command"])
     return output
 

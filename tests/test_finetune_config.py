@@ -100,3 +100,10 @@ def test_cli_help_is_fast_and_errors_are_one_line(tmp_path):
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "family='nope'" in bad.stderr
+
+
+def test_icl_ft_finetune_delegates_to_python_m_finetune(capsys):
+    from icl_ft.cli import main
+
+    assert main(["finetune", "--family", "nope", "--output-dir", "out"]) == 2
+    assert "finetune: error: family='nope'" in capsys.readouterr().err

@@ -22,7 +22,11 @@ def test_sentences_split_at_end_punctuation_and_line_breaks():
 def test_units_sentence_cumulative_document():
     documents = [("family", "One is here. Two is here. Three is here.")]
     sentences = data.make_units(documents, "sentence")
-    assert [(u.context, u.target) for u in sentences] == [("", "One is here."), ("", "Two is here."), ("", "Three is here.")]
+    assert [(u.context, u.target) for u in sentences] == [
+        ("", "One is here."),
+        ("", "Two is here."),
+        ("", "Three is here."),
+    ]
     cumulative = data.make_units(documents, "cumulative")
     assert [(u.context, u.target) for u in cumulative] == [
         ("", "One is here."),

@@ -58,7 +58,12 @@ def test_adapter_is_complete_changes_only_lora_and_reloads(tiny_model, tmp_path,
     base_dir = tiny_model(architecture)
     output = train(base_dir, tmp_path / "adapter", unit="cumulative" if architecture == "gpt2" else "sentence")
 
-    assert {p.name for p in output.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "README.md", PROVENANCE_FILE}
+    assert {p.name for p in output.iterdir()} == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+        PROVENANCE_FILE,
+    }
     assert not (tmp_path / "adapter.work").exists() and [p.name for p in tmp_path.iterdir()] == ["adapter"]
     tensors = adapter_tensors(output)
     assert tensors and all("lora_" in name for name in tensors)
@@ -112,29 +117,31 @@ def test_existing_output_needs_overwrite_and_extra_data_is_recorded(tiny_model, 
 
 
 def test_resume_after_kill_9_matches_an_uninterrupted_run(tiny_model, tmp_path):
-    settings = {"family": "reversal", "model": str(tiny_model("llama")), "steps": 40, "save_steps": 5}
+    settings = {"family": "reversal", "model": str(tiny_model("llama")), "steps": 24, "save_steps": 4}
     reference = train(tiny_model("llama"), tmp_path / "reference", **settings)
-    flags = as_flags({**FAST, **settings})
 
     output = tmp_path / "killed"
-    process = subprocess.Popen(finetune_command(*flags, "--output-dir", str(output)), stderr=subprocess.DEVNULL)
-    checkpoint_state = tmp_path / "killed.work" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    flags = [*as_flags({**FAST, **settings}), "--output-dir", str(output)]
+    process = subprocess.Popen(finetune_command(*flags), stderr=subprocess.DEVNULL)
+    checkpoint_state = tmp_path / "killed.work" / "checkpoints" / "checkpoint-8" / "trainer_state.json"
     deadline = time.monotonic() + 120
     while not checkpoint_state.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.01)
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not output.exists()
 
-    refused = subprocess.run(finetune_command(*flags, "--output-dir", str(output)), capture_output=True, text=True)
-    assert refused.returncode == 1 and "pass --resume" in refused.stderr
-    resumed = subprocess.run(finetune_command(*flags, "--output-dir", str(output), "--resume"), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    with pytest.raises(FinetuneError, match="pass --resume to continue it"):
+        train(tiny_model("llama"), output, **settings)
+    resumed = subprocess.run(finetune_command(*flags, "--resume"), check=False, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = json.loads((output / PROVENANCE_FILE).read_text())
-    assert record["results"]["resumed_from_step"] >= 10
+    assert record["results"]["resumed_from_step"] >= 8
     difference = max_difference(adapter_tensors(reference), adapter_tensors(output))
     print(f"resumed vs uninterrupted: max |difference| of adapter weights {difference:.2e}")
     assert difference <= 1e-6
+    # A second --resume (e.g. the kill came after the rename) finds the run complete.
+    assert train(tiny_model("llama"), output, resume=True, **settings) == output
 
 
 def test_two_process_data_parallel_run_matches_one_process(tiny_model, tmp_path):
@@ -169,5 +176,36 @@ def test_lm_eval_scores_the_adapter_with_the_recorded_command(tiny_model, tmp_pa
     assert scored.returncode == 0, scored.stderr[-2000:]
     (results_file,) = (tmp_path / "results").rglob("results_*.json")
     results = json.loads(results_file.read_text())
-    assert "icl_ft_syllogism_deduction_ft" in results["results"]
-    assert results["config"]["model_args"].endswith(f"peft={output}")
+    assert results["results"]["icl_ft_syllogism_deduction_ft"]["sample_len"] == 4
+    assert results["config"]["model_args"]["peft"] == str(output)
+    assert results["configs"]["icl_ft_syllogism_deduction_ft"]["metadata"]["seed"] == 1  # the data it was trained on
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_adapter_makes_training_units_more_likely(tmp_path):
+    output = run(FinetuneConfig(
+        family="syllogism", family_options={"num_items": 8}, output_dir=str(tmp_path / "adapter"), steps=3,
+        learning_rate=1e-3, warmup_steps=0, save_steps=1000, verify_texts=8, threads=1,
+    ))  # fmt: skip
+    record = json.loads((output / PROVENANCE_FILE).read_text())
+    assert record["base_model"]["provenance"]  # the embedded model's own conversion record
+    assert record["results"]["loglik_check"]["mean_change_per_token"] > 0
+    assert """--metadata '{"num_items": 8}'""" in record["lm_eval_command"]
+
+
+def test_resume_picks_the_last_complete_checkpoint_and_refuses_changed_settings(tmp_path):
+    from finetune.train import RUN_CONFIG_FILE, check_directories
+
+    cfg = FinetuneConfig(family="reversal", output_dir=str(tmp_path / "out"), resume=True)
+    checkpoints = tmp_path / "out.work" / "checkpoints"
+    for step, complete in ((4, True), (8, True), (12, False)):  # 12: killed while saving
+        directory = checkpoints / f"checkpoint-{step}"
+        directory.mkdir(parents=True)
+        (directory / "optimizer.pt").write_bytes(b"")
+        (directory / "rng_state.pth").write_bytes(b"")
+        (directory / "trainer_state.json").write_text('{"global_step": 1}' if complete else '{"global_st')
+    (tmp_path / "out.work" / RUN_CONFIG_FILE).write_text(json.dumps(cfg.to_dict()))
+    assert check_directories(cfg).name == "checkpoint-8"
+    changed = FinetuneConfig(**{**cfg.to_dict(), "learning_rate": 1e-3, "logging_steps": 1})
+    with pytest.raises(FinetuneError, match=r"differ from the interrupted run: learning_rate: 0.0003 -> 0.001$"):
+        check_directories(changed)
