@@ -4,8 +4,9 @@
     lm_eval --model hf --model_args pretrained=$(icl-ft model path),peft=adapters/reversal \\
         --tasks icl_ft_reversal_ft --device cpu --batch_size 8
 
-    # data-parallel on several processes (GPUs, or CPU processes with --cpu)
-    accelerate launch --num_processes 2 --cpu -m finetune --family reversal --output-dir adapters/reversal
+    # data-parallel on several processes (GPUs, or CPU processes talking over gloo;
+    # `accelerate launch --cpu` would start a single process)
+    accelerate launch --multi_gpu --num_processes 2 -m finetune --family reversal --output-dir adapters/reversal
 
     # a YAML file of defaults; flags override it; kill -9 and continue
     python -m finetune --config run.yaml --learning-rate 1e-4
