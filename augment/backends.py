@@ -57,6 +57,7 @@ class HFGenerator:
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
         self.model.eval()
+        self._prefix_memo = None  # (prefix text, its token ids, its KV cache)
         logger.info("loaded %s (%s) for generation", model_path, self.model.dtype)
 
     def count_tokens(self, text: str) -> int:
@@ -96,21 +97,16 @@ class HFGenerator:
     ) -> list[str]:
         """Generate after prefix + suffix for each suffix, one at a time.
 
-        With `reuse_cache` the prefix's KV cache is computed once and each generation
-        continues from a copy of it (generation appends to the cache it is given); without,
-        every generation recomputes the prefix. Both read the same token ids (prefix and
-        suffix tokenized apart), so greedy outputs agree.
+        With `reuse_cache` the prefix's KV cache is computed once (and kept for the next
+        call with the same prefix) and each generation continues from a copy of it, since
+        generation appends to the cache it is given; without, every generation recomputes
+        the prefix. Both read the same token ids (prefix and suffix tokenized apart), so
+        greedy outputs agree.
         """
         import torch
-        from transformers import DynamicCache
 
         torch.manual_seed(params.seed)
-        prefix_ids = self.tokenizer(prefix, return_tensors="pt")["input_ids"]
-        prefix_cache = None
-        if reuse_cache:
-            prefix_cache = DynamicCache(config=self.model.config)
-            with torch.no_grad():
-                self.model(input_ids=prefix_ids, past_key_values=prefix_cache, use_cache=True)
+        prefix_ids, prefix_cache = self._prefix_state(prefix, reuse_cache)
         outputs = []
         for suffix in suffixes:
             suffix_ids = self.tokenizer(suffix, add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -123,6 +119,22 @@ class HFGenerator:
                 )  # fmt: skip
             outputs += self._decode_new(sequences, input_ids.shape[1])
         return outputs
+
+    def _prefix_state(self, prefix: str, with_cache: bool):
+        """(token ids, KV cache or None) of `prefix`; the cache of the last prefix is kept."""
+        import torch
+        from transformers import DynamicCache
+
+        if self._prefix_memo is None or self._prefix_memo[0] != prefix:
+            self._prefix_memo = (prefix, self.tokenizer(prefix, return_tensors="pt")["input_ids"], None)
+        _, prefix_ids, prefix_cache = self._prefix_memo
+        if with_cache and prefix_cache is None:
+            prefix_cache = DynamicCache(config=self.model.config)
+            with torch.no_grad():
+                self.model(input_ids=prefix_ids, past_key_values=prefix_cache, use_cache=True)
+            logger.info("computed the KV cache of a %d-token shared prefix", prefix_ids.shape[1])
+            self._prefix_memo = (prefix, prefix_ids, prefix_cache)
+        return prefix_ids, prefix_cache if with_cache else None
 
 
 class VLLMGenerator:

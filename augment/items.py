@@ -96,6 +96,7 @@ def record_item(
         item_kept, item_dropped = parse_generation(
             generation, spec.answer_kind, source=item.text, context_words=context_words,
             stop_strings=spec.stop_strings, seen=seen, max_words=cfg.max_sentence_words, copies=copies,
+            require_all_entities=spec.require_all_entities,
         )  # fmt: skip
         kept += item_kept
         dropped += item_dropped

@@ -22,6 +22,9 @@ Filters, in order (the first that applies is the reason counted):
 - `new_nonsense_word`: a word that is neither English (wordfreq) nor in the source/context:
   the model invented an entity (or misspelt one), so the sentence states a false fact;
 - `off_topic`: mentions none of the source's nonsense entities (e.g. a copied demonstration);
+- `lost_entity` (only with `require_all_entities`, for rephrasings and reversals of one fact):
+  leaves out one of the source's entities ("vimo are more popular than Moe"), so it is not a
+  restatement of the fact;
 - `duplicate`: a sentence already kept for the same source item.
 """
 
@@ -32,7 +35,9 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-DROP_REASONS = ("empty", "truncated", "too_long", "copy_of_source", "new_nonsense_word", "off_topic", "duplicate")
+DROP_REASONS = (
+    "empty", "truncated", "too_long", "copy_of_source", "new_nonsense_word", "off_topic", "lost_entity", "duplicate",
+)  # fmt: skip
 
 _LIST_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|[-*•·+])\s*")
 _HEADER = re.compile(r"^\s*(rephrasings?|rephrased|reversals?|reversed|inferences?|conclusions?)\s*:\s*", re.I)
@@ -109,6 +114,7 @@ def parse_generation(
     seen: set[str],
     max_words: int = 40,
     copies: frozenset[str] = frozenset(),
+    require_all_entities: bool = False,
 ) -> tuple[list[Sentence], list[Dropped]]:
     """(kept, dropped) sentences of one generation.
 
@@ -119,9 +125,11 @@ def parse_generation(
     pieces = split_sentences(cut_at_stop(generation, stop_strings), first_kind)
     copied = copies | {normalize(source)}
     entities = nonsense_words(source)
+    required = entities if require_all_entities else set()
     kept, dropped = [], []
     for index, (kind, sentence) in enumerate(pieces):
-        reason = _drop_reason(sentence, index == len(pieces) - 1, max_words, copied, context_words, entities, seen)
+        reason = _drop_reason(sentence, index == len(pieces) - 1, max_words, copied, context_words, entities, required,
+                              seen)  # fmt: skip
         if reason:
             dropped.append(Dropped(reason, kind, sentence))
         else:
@@ -130,7 +138,7 @@ def parse_generation(
     return kept, dropped
 
 
-def _drop_reason(sentence, is_last, max_words, copied, context_words, entities, seen) -> str | None:
+def _drop_reason(sentence, is_last, max_words, copied, context_words, entities, required, seen) -> str | None:
     words = _WORD.findall(sentence.lower())
     if not words:
         return "empty"
@@ -145,6 +153,8 @@ def _drop_reason(sentence, is_last, max_words, copied, context_words, entities, 
         return "new_nonsense_word"
     if entities and not entities.intersection(words):
         return "off_topic"
+    if not required.issubset(words):
+        return "lost_entity"
     if key in seen:
         return "duplicate"
     return None

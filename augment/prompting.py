@@ -21,9 +21,12 @@ class PromptSpec:
     version: str  # file stem of the template
     answer_kind: str  # kind of the sentences before any section header of the answer
     stop_strings: tuple[str, ...]  # the model has finished its answer when it writes one
+    # Rephrasings and reversals of one fact name all of its entities; inferences need not.
+    require_all_entities: bool = False
 
 
-LOCAL_PROMPT = PromptSpec(version="local-v1", answer_kind="rephrase", stop_strings=("Statement:",))
+LOCAL_PROMPT = PromptSpec(version="local-v1", answer_kind="rephrase", stop_strings=("Statement:",),
+                          require_all_entities=True)  # fmt: skip
 # A blank line ends the numbered list; a restated instruction means it started over.
 GLOBAL_PROMPT = PromptSpec(version="global-v1", answer_kind="inference", stop_strings=("\n\n", "Now think about"))
 

@@ -28,10 +28,23 @@ def test_batched_left_padded_generation_equals_one_prompt_at_a_time(generator):
     assert len(set(batched)) > 1  # the prompts do steer the (random) model
 
 
-def test_prefix_cache_reuse_gives_the_same_greedy_outputs(generator):
+def test_prefix_cache_reuse_gives_the_same_greedy_outputs(generator, monkeypatch):
     prefix = "Here are facts:\n" + "".join(f"femp are bigger than glon number {i}.\n" for i in range(30))
     suffixes = ["Now think about troff.\n1.", "Now think about yomp and femp.\n1.", "Now think about glon.\n1."]
-    reused = generator.generate_with_prefix(prefix, suffixes, GREEDY, reuse_cache=True)
+    forward_lengths = []
+    forward = generator.model.forward
+
+    def counting_forward(*args, **kwargs):
+        forward_lengths.append(kwargs["input_ids"].shape[1])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(generator.model, "forward", counting_forward)
+    reused = generator.generate_with_prefix(prefix, suffixes[:2], GREEDY, reuse_cache=True)
+    reused += generator.generate_with_prefix(prefix, suffixes[2:], GREEDY, reuse_cache=True)
+    prefix_length = generator.count_tokens(prefix)
+    # the prefix is run through the model once, across calls; documents only feed their own tokens
+    assert sum(length >= prefix_length for length in forward_lengths) == 1
+    monkeypatch.undo()
     recomputed = generator.generate_with_prefix(prefix, suffixes, GREEDY, reuse_cache=False)
     assert reused == recomputed
     # and the same as generating from the whole prompt text

@@ -54,14 +54,20 @@ def test_every_drop_reason_is_counted():
         "4. FEMP are larger than glon!\n"  # duplicate of 3
         "5. Horses are lighter than elephants.\n"  # off_topic: a copied demonstration
         "6. femp are bigger than zorft.\n"  # new_nonsense_word
-        "7. femp " + "and glon " * 25 + "are big.\n"  # too_long
-        "8. glon are smaller than"  # truncated by the token limit
+        "7. Femp are bigger than Moe.\n"  # lost_entity: "Moe" is English, but glon is gone
+        "8. femp " + "and glon " * 25 + "are big.\n"  # too_long
+        "9. glon are smaller than"  # truncated by the token limit
     )
-    kept, dropped = parse(generation)
+    kept, dropped = parse(generation, require_all_entities=True)
     assert [s.text for s in kept] == ["Femp are larger than glon."]
     counts = collections.Counter(d.reason for d in dropped)
     assert counts == {reason: 1 for reason in DROP_REASONS}
-    assert sum(counts.values()) + len(kept) == 8
+    assert sum(counts.values()) + len(kept) == 9
+
+
+def test_inferences_may_leave_out_an_entity_of_the_source():
+    kept, _ = parse(" glon are bigger than snirp.\n", context_words=words_of(SOURCE + " snirp"))
+    assert [s.text for s in kept] == ["glon are bigger than snirp."]
 
 
 def test_duplicates_are_judged_across_samples_of_one_item():
