@@ -80,3 +80,20 @@ def test_vllm_backend_missing_is_a_clear_error():
             load_generator("vllm", "unused")
     else:
         pytest.skip("vLLM is installed")
+
+
+@pytest.mark.slow
+def test_smollm2_local_augmentation_keeps_restatements_of_the_fact(smollm2_path, tmp_path):
+    from augment.items import source_items
+    from augment.parsing import nonsense_words, words_of
+    from lm_eval_tasks.api import generate_family
+
+    cfg = AugmentConfig(mode="local", model=str(smollm2_path), output=str(tmp_path / "local.jsonl"), limit=8,
+                        max_new_tokens=64, batch_size=8, dtype="bfloat16")  # fmt: skip
+    summary = main(cfg)
+    rows = [json.loads(line) for line in open(cfg.output_path)]
+    assert rows and summary["dropped"] > 0  # a real model's answers need the filters, and some survive
+    facts = {item.id: item.text for item in source_items(generate_family("reversal"))}
+    for row in rows:
+        assert nonsense_words(facts[row["source_id"]]) <= words_of(row["text"])
+        assert row["kind"] in ("rephrase", "reversal") and row["prompt_version"] == "local-v1"
