@@ -95,28 +95,39 @@ class HFGenerator:
     def generate_with_prefix(
         self, prefix: str, suffixes: list[str], params: SamplingParams, reuse_cache: bool = True
     ) -> list[str]:
-        """Generate after prefix + suffix for each suffix, one at a time.
+        """Generate after prefix + suffix for each suffix, `batch_size` suffixes at a time.
 
-        With `reuse_cache` the prefix's KV cache is computed once (and kept for the next
-        call with the same prefix) and each generation continues from a copy of it, since
-        generation appends to the cache it is given; without, every generation recomputes
-        the prefix. Both read the same token ids (prefix and suffix tokenized apart), so
-        greedy outputs agree.
+        With `reuse_cache` the prefix's KV cache is computed once (and kept for the next call
+        with the same prefix); each batch continues from a copy of it repeated per row, since
+        generation appends to the cache it is given. Without, every row recomputes the prefix.
+        Both read the same token ids (prefix and suffix tokenized apart), so greedy outputs agree.
+
+        Padding goes between the shared prefix and each suffix, not at the left: the prefix
+        then sits at the same positions in every row, as in its cache, and generate() numbers
+        positions from the attention mask, so each suffix still starts at len(prefix).
         """
         import torch
 
         torch.manual_seed(params.seed)
         prefix_ids, prefix_cache = self._prefix_state(prefix, reuse_cache)
         outputs = []
-        for suffix in suffixes:
-            suffix_ids = self.tokenizer(suffix, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            input_ids = torch.cat([prefix_ids, suffix_ids], dim=1)
-            cache = {"past_key_values": copy.deepcopy(prefix_cache)} if reuse_cache else {}
+        for start in range(0, len(suffixes), self.batch_size):
+            batch = [self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+                     for suffix in suffixes[start : start + self.batch_size]]  # fmt: skip
+            width = max(len(ids) for ids in batch)
+            padding = [width - len(ids) for ids in batch]
+            suffix_ids = torch.tensor([[self.tokenizer.pad_token_id] * pad + ids for pad, ids in zip(padding, batch)])
+            suffix_mask = torch.tensor([[0] * pad + [1] * len(ids) for pad, ids in zip(padding, batch)])
+            input_ids = torch.cat([prefix_ids.expand(len(batch), -1), suffix_ids], dim=1)
+            attention_mask = torch.cat([torch.ones_like(prefix_ids).expand(len(batch), -1), suffix_mask], dim=1)
+            cache = {}
+            if reuse_cache:
+                cache["past_key_values"] = copy.deepcopy(prefix_cache)
+                cache["past_key_values"].batch_repeat_interleave(len(batch))
             with torch.no_grad():
                 sequences = self.model.generate(
-                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **cache,
-                    **self._generate_kwargs(params),
-                )  # fmt: skip
+                    input_ids=input_ids, attention_mask=attention_mask, **cache, **self._generate_kwargs(params)
+                )
             outputs += self._decode_new(sequences, input_ids.shape[1])
         return outputs
 
