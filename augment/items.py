@@ -36,8 +36,7 @@ def source_items(data) -> list[SourceItem]:
     items = []
     for source_id, texts in documents.items():
         stated = [fact for fact in data.icl_facts if all(fact.rstrip(".") in text for text in texts)]
-        # the longest match: "glon are bigger than femp" must not stand for "glon are bigger than femps"
-        items.append(SourceItem(source_id, max(stated, key=len) if stated else texts[0]))
+        items.append(SourceItem(source_id, stated[0] if stated else texts[0]))
     return items
 
 
@@ -52,9 +51,9 @@ def chunk_seed(seed: int, item_ids: list[str]) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def output_row(cfg: AugmentConfig, generator: str, prompt_version: str | None, item_id: str, index: int,
+def output_row(cfg: AugmentConfig, generator: str, prompt_version: str, item_id: str, index: int,
                sentence: Sentence) -> dict[str, Any]:  # fmt: skip
-    """One augmented training row, with everything needed to know where it came from."""
+    """One generated training row, with everything needed to know where it came from."""
     return {
         "id": f"{item_id}-{cfg.mode}-{index:02d}",
         "source_id": item_id,
@@ -63,8 +62,8 @@ def output_row(cfg: AugmentConfig, generator: str, prompt_version: str | None, i
         "mode": cfg.mode,
         "generator": generator,
         "prompt_version": prompt_version,
-        "sampling": cfg.sampling() if cfg.mode != "oracle" else None,
-        "seed": cfg.seed if cfg.mode != "oracle" else None,
+        "sampling": cfg.sampling(),
+        "seed": cfg.seed,
         "family": cfg.family,
         "data_seed": cfg.data_seed,
     }
