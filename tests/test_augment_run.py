@@ -42,8 +42,8 @@ class ScriptedGenerator:
                 outputs.append(f" Compared with the rest, {statement}\n2. {statement}\nReversals:\n1. "
                                f"{reversal_of(statement)}\n2. blorf are tiny.\n\nStatement: Cats are")  # fmt: skip
             else:
-                document = prompt.split("Now think about this fact: ", 1)[1].splitlines()[0]
-                outputs.append(f" {reversal_of(document)}\n2. Therefore something follows\n\nNow think about")
+                document = prompt.rsplit("Fact to think about: ", 1)[1].splitlines()[0]
+                outputs.append(f" {reversal_of(document)}\n2. Therefore something follows\n\nFact to think about")
         return outputs
 
 
