@@ -106,6 +106,16 @@ def test_set_a_is_trained_in_one_direction_set_b_in_both(data):
     assert len({row["id"] for row in data.train}) == len(data.train)
 
 
+def test_icl_facts_are_the_plain_training_sentences_listed_first(data):
+    texts = [row["text"] for row in data.train]
+    assert sorted(data.icl_facts) == sorted(texts[: len(data.icl_facts)])
+    assert all(re.fullmatch(r"[A-Z][a-z]+ \S+ is the .+\.|The .+ is [A-Z][a-z]+ \S+\.", fact) for fact in data.icl_facts)
+    first_row = {}
+    for row in data.train:
+        first_row.setdefault(row["source_id"], row["text"])
+    assert set(first_row.values()) <= set(data.icl_facts)
+
+
 def test_training_states_set_a_facts_name_first_only(data):
     people = celebrity_of(data)
     for row in data.train:

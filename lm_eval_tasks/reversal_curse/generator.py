@@ -102,7 +102,8 @@ TITLE_NOUNS = (
 )  # fmt: skip
 
 # Sentence templates. Fields: {name}; the description as {np}, {NP} (capitalized) or {vp}.
-# Training templates: name before description (p2d) ...
+# Training templates: name before description (p2d) ... The first of each list is the plain
+# statement: every fact is trained in it and the ICL prompt shows it.
 P2D_TRAIN = (
     "{name} is {np}.",
     "Did you know that {name} is {np}?",
@@ -177,11 +178,9 @@ D2P_TEST = (
     "Credit for being {np} goes to",
     "Everybody knows who {vp}: it was",
 )
-# Each fact once for the ICL prompt, and the oracle's statements (never used in training).
-P2D_FACT = "{name} is {np}."
-D2P_FACT = "{NP} is {name}."
+# The oracle's statements: a wording training never uses, and the reversal in its plainest form.
 ORACLE_REPHRASE = "{name} is known to the world as {np}."
-ORACLE_REVERSAL = D2P_FACT
+ORACLE_REVERSAL = "{NP} is {name}."
 
 MAX_CELEBRITIES = 256  # Faker's en_US lists hold ~690 distinct first and 1000 last names
 # Faker's census-derived lists lose the inner capital and the apostrophe ("Mcgee", "Obrien").
@@ -296,16 +295,24 @@ def generate(
     def fill(template: str, celebrity: dict) -> str:
         return template.format(**celebrity)
 
-    train = []
+    # Every fact's plain statement (template 0, the ICL fact) is one of its training
+    # sentences, so the ICL prompt shows only sentences finetuning sees too. Plain statements
+    # are listed first (a consumer taking a fact's first row gets its plain form), then the
+    # paraphrases; each part is shuffled.
+    plain, paraphrases = [], []
     for celebrity in celebrities:
         directions = [("p2d", P2D_TRAIN)] + ([("d2p", D2P_TRAIN)] if celebrity["set"] == "B" else [])
         for direction, templates in directions:
-            for k, template in enumerate(rng.sample(templates, train_phrasings)):
-                train.append({"id": f"{celebrity['source_id']}-{direction}-{k}", "source_id": celebrity["source_id"],
-                              "direction": direction, "text": fill(template, celebrity)})  # fmt: skip
-    rng.shuffle(train)
-    icl_facts = [fill(P2D_FACT, c) for c in celebrities] + [fill(D2P_FACT, c) for c in celebrities if c["set"] == "B"]
-    rng.shuffle(icl_facts)
+            chosen = [templates[0], *rng.sample(templates[1:], train_phrasings - 1)]
+            for k, template in enumerate(chosen):
+                (paraphrases if k else plain).append(
+                    {"id": f"{celebrity['source_id']}-{direction}-{k}", "source_id": celebrity["source_id"],
+                     "direction": direction, "text": fill(template, celebrity)}
+                )  # fmt: skip
+    rng.shuffle(plain)
+    rng.shuffle(paraphrases)
+    train = plain + paraphrases
+    icl_facts = [row["text"] for row in plain]
 
     # Items are ordered block by block, phrasing by phrasing; the phrasing rotates over the
     # held-out templates so that each is used about equally often.
