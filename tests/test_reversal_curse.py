@@ -66,6 +66,8 @@ def test_names_are_plausible_unique_and_not_famous(seed):
     assert all(name.split()[0] in firsts and name.split()[1] in lasts for name in names)
     assert len(set(parts)) == len(parts)  # no first or last name used twice, in either role
     assert not {name.lower() for name in names} & generator.famous_names()
+    stems = {part.lower().removesuffix("s") for part in parts}
+    assert not (stems | {part.lower() for part in parts}) & generator.description_words()  # "Amber", "Meadows"
 
 
 def test_famous_names_are_rejected(monkeypatch):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from pathlib import Path
 
 from lm_eval_tasks.api import FamilyData
@@ -202,12 +203,26 @@ def famous_names() -> frozenset[str]:
     return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
 
 
+@functools.lru_cache(maxsize=1)
+def description_words() -> frozenset[str]:
+    """Every lower-cased word a description can contain."""
+    texts = [text for np_format, vp_format, kinds in WORKS for text in (np_format, vp_format, *kinds)]
+    texts += [*TITLE_PATTERNS, *TITLE_ADJECTIVES, *TITLE_NOUNS]
+    return frozenset(word for text in texts for word in re.findall(r"[a-z]+", text.lower()))
+
+
 def draw_names(count: int, rng: random.Random) -> list[str]:
-    """`count` plausible "First Last" names, no name part used twice, none on the famous list."""
+    """`count` plausible "First Last" names, no name part used twice, none on the famous list.
+
+    Name parts that are also description words ("Amber", "Golden", "Meadows") are left out: a name
+    sharing a word with a description would hint at (or against) the answer."""
     from faker.providers.person.en_US import Provider  # imported lazily: Faker loads many locales
 
-    first_pool = sorted(set(Provider.first_names_female) | set(Provider.first_names_male))
-    last_pool = sorted(spelled(name) for name in Provider.last_names)
+    def usable(parts) -> list[str]:  # "Meadows" is out too: it shares its stem with "Meadow"
+        return sorted(part for part in parts if not {part.lower(), part.lower().removesuffix("s")} & description_words())
+
+    first_pool = usable(set(Provider.first_names_female) | set(Provider.first_names_male))
+    last_pool = usable(spelled(name) for name in Provider.last_names)
     firsts = rng.sample(first_pool, len(first_pool))
     lasts = rng.sample(last_pool, len(last_pool))
     famous = famous_names()
