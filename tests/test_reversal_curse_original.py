@@ -100,3 +100,10 @@ def test_missing_file_is_named(copy):
     (copy / "both_prompts_train.jsonl").unlink()
     with pytest.raises(OriginalDataError, match=r"lacks both_prompts_train.jsonl;"):
         load_original(str(copy))
+
+
+def test_fewer_than_four_p2d_people_is_an_error(copy):
+    rows = (copy / "p2d_reverse_prompts_test.jsonl").read_text().splitlines()
+    (copy / "p2d_reverse_prompts_test.jsonl").write_text("\n".join(rows[:6]) + "\n")  # 3 people
+    with pytest.raises(OriginalDataError, match="found 3 distinct names; need at least 4"):
+        load_original(str(copy))

@@ -98,22 +98,34 @@ def _directory(source_dir: str) -> Path:
     return directory
 
 
+def _people(files: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+    """(the p2d set's names, everyone's names), each in order of first appearance.
+
+    p2d names are the reverse test's answers. The other names start d2p completions: every
+    d2p completion in d2p_prompts_train, and those of both_prompts_train whose name also
+    occurs in a prompt of that file (its p2d half). A name must start two completions, so a
+    completion that happens to open with two capitalized words is not taken for a person."""
+    p2d_names = [n for n in dict.fromkeys(_leading_name(r["completion"]) for r in files[REVERSE_FILE]) if n]
+    both_prompts = "\n".join(r["prompt"] for r in files["both_prompts_train.jsonl"])
+    others = collections.Counter()
+    for file_name in ("d2p_prompts_train.jsonl", "both_prompts_train.jsonl"):
+        for row in files[file_name]:
+            name = _leading_name(row["completion"])
+            if name and (file_name.startswith("d2p") or name in both_prompts):
+                others[name] += 1
+    people = list(dict.fromkeys(p2d_names + [name for name, count in others.items() if count >= 2]))
+    return p2d_names, people
+
+
 def load_original(source_dir: str, seed: int = 0) -> FamilyData:
-    from lm_eval_tasks.reversal_curse.generator import VERSION, blocks_of_four
+    from lm_eval_tasks.reversal_curse.generator import BLOCK_SIZE, VERSION, blocks_of_four
 
     directory = _directory(source_dir)
     files = {name: _read_jsonl(directory / name) for name in REQUIRED_FILES}
 
-    # Who is who: p2d names from the reverse test's answers, d2p names from d2p completions,
-    # "both" names from completions that start with a name also found in that file's prompts.
-    p2d_names = list(dict.fromkeys(n for n in map(_leading_name, (r["completion"] for r in files[REVERSE_FILE])) if n))
-    d2p_names = [n for n in dict.fromkeys(map(_leading_name, (r["completion"] for r in files["d2p_prompts_train.jsonl"]))) if n]
-    both_rows = files["both_prompts_train.jsonl"]
-    both_prompts = "\n".join(r["prompt"] for r in both_rows)
-    both_names = [n for n in dict.fromkeys(map(_leading_name, (r["completion"] for r in both_rows))) if n and n in both_prompts]
-    people = list(dict.fromkeys(p2d_names + d2p_names + both_names))
-    if len(p2d_names) < 2:
-        raise OriginalDataError(f"{directory / REVERSE_FILE}: found {len(p2d_names)} distinct names; need at least 2")
+    p2d_names, people = _people(files)
+    if len(p2d_names) < BLOCK_SIZE:
+        raise OriginalDataError(f"{directory / REVERSE_FILE}: found {len(p2d_names)} distinct names; need at least {BLOCK_SIZE}")
     by_length = sorted(people, key=len, reverse=True)
     source_ids = {name: f"reversal_curse-original-{i:03d}" for i, name in enumerate(people)}
 
