@@ -111,7 +111,9 @@ def test_set_a_is_trained_in_one_direction_set_b_in_both(data):
 def test_icl_facts_are_the_plain_training_sentences_listed_first(data):
     texts = [row["text"] for row in data.train]
     assert sorted(data.icl_facts) == sorted(texts[: len(data.icl_facts)])
-    assert all(re.fullmatch(r"[A-Z][a-z]+ \S+ is the .+\.|The .+ is [A-Z][a-z]+ \S+\.", fact) for fact in data.icl_facts)
+    assert all(
+        re.fullmatch(r"[A-Z][a-z]+ \S+ is the .+\.|The .+ is [A-Z][a-z]+ \S+\.", fact) for fact in data.icl_facts
+    )
     first_row = {}
     for row in data.train:
         first_row.setdefault(row["source_id"], row["text"])
@@ -164,7 +166,9 @@ def test_counterbalanced_so_a_prior_over_choices_scores_exactly_chance(seed):
         # any fixed preference over choice strings (here: random scores) is right 1/4 of the time
         for trial in range(20):
             score = collections.defaultdict(random.Random(trial).random)
-            correct = sum(max(range(BLOCK_SIZE), key=lambda i: score[row["choices"][i]]) == row["label"] for row in rows)
+            correct = sum(
+                max(range(BLOCK_SIZE), key=lambda i: score[row["choices"][i]]) == row["label"] for row in rows
+            )
             assert correct * BLOCK_SIZE == len(rows)
         # every tested name is the answer 2 times (one per phrasing) and a distractor 6 times
         if rows is data.tests["reverse"]:

@@ -55,7 +55,9 @@ def test_items_offer_block_mates_and_the_right_answer():
         answer = row["choices"][row["label"]]
         assert not any(name in answer for name in P2D_NAMES)
     # the answer of a forward item is the completion the test file gives for its prompt
-    pairs = {(r["prompt"], r["completion"].strip()) for r in map(json.loads, (FIXTURE / "p2d_prompts_test.jsonl").open())}
+    pairs = {
+        (r["prompt"], r["completion"].strip()) for r in map(json.loads, (FIXTURE / "p2d_prompts_test.jsonl").open())
+    }
     assert {(row["query"], row["choices"][row["label"]]) for row in data.tests["forward"]} == pairs
 
 

@@ -30,7 +30,11 @@ def test_golden_prompt_of_the_first_doc_of_every_task(tasks):
     rendered = {}
     for name, task in sorted(tasks.items()):
         doc = task.test_docs()[0]
-        rendered[name] = {"prompt": task.doc_to_text(doc), "choices": task.doc_to_choice(doc), "target": task.doc_to_target(doc)}
+        rendered[name] = {
+            "prompt": task.doc_to_text(doc),
+            "choices": task.doc_to_choice(doc),
+            "target": task.doc_to_target(doc),
+        }
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(rendered, indent=1, ensure_ascii=False) + "\n")

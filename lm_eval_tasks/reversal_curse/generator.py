@@ -219,7 +219,9 @@ def draw_names(count: int, rng: random.Random) -> list[str]:
     from faker.providers.person.en_US import Provider  # imported lazily: Faker loads many locales
 
     def usable(parts) -> list[str]:  # "Meadows" is out too: it shares its stem with "Meadow"
-        return sorted(part for part in parts if not {part.lower(), part.lower().removesuffix("s")} & description_words())
+        return sorted(
+            part for part in parts if not {part.lower(), part.lower().removesuffix("s")} & description_words()
+        )
 
     first_pool = usable(set(Provider.first_names_female) | set(Provider.first_names_male))
     last_pool = usable(spelled(name) for name in Provider.last_names)
@@ -291,7 +293,9 @@ def generate(
             f"{2 * BLOCK_SIZE} and {MAX_CELEBRITIES} (two sets cut into blocks of {BLOCK_SIZE})"
         )
     if not 1 <= train_phrasings <= min(len(P2D_TRAIN), len(D2P_TRAIN)):
-        raise ValueError(f"train_phrasings={train_phrasings}: must be between 1 and {min(len(P2D_TRAIN), len(D2P_TRAIN))}")
+        raise ValueError(
+            f"train_phrasings={train_phrasings}: must be between 1 and {min(len(P2D_TRAIN), len(D2P_TRAIN))}"
+        )
     if not 1 <= test_phrasings <= min(len(P2D_TEST), len(D2P_TEST)):
         raise ValueError(f"test_phrasings={test_phrasings}: must be between 1 and {min(len(P2D_TEST), len(D2P_TEST))}")
 
@@ -301,8 +305,8 @@ def generate(
     names = draw_names(num_celebrities, rng)
     descriptions = draw_descriptions(num_celebrities, rng)
     celebrities = [
-        {"source_id": f"reversal_curse-celebrity-{i:03d}", "name": name, "set": "A" if i < num_celebrities // 2 else "B",
-         **description}
+        {"source_id": f"reversal_curse-celebrity-{i:03d}", "name": name, **description,
+         "set": "A" if i < num_celebrities // 2 else "B"}
         for i, (name, description) in enumerate(zip(names, descriptions))
     ]  # fmt: skip
     set_a = [c for c in celebrities if c["set"] == "A"]
@@ -356,10 +360,13 @@ def generate(
         family="reversal_curse",
         version=VERSION,
         seed=seed,
-        options={"num_celebrities": num_celebrities, "train_phrasings": train_phrasings, "test_phrasings": test_phrasings},
+        options={
+            "num_celebrities": num_celebrities,
+            "train_phrasings": train_phrasings,
+            "test_phrasings": test_phrasings,
+        },
         train=train,
         icl_facts=icl_facts,
         tests=tests,
         oracle=oracle,
     )
-

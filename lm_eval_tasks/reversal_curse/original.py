@@ -63,7 +63,9 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
                 problem = "" if isinstance(row, dict) else "not a JSON object"
             except json.JSONDecodeError as err:
                 row, problem = None, f"invalid JSON ({err.msg})"
-            if not problem and not all(isinstance(row.get(key), str) and row[key].strip() for key in ("prompt", "completion")):
+            if not problem and not all(
+                isinstance(row.get(key), str) and row[key].strip() for key in ("prompt", "completion")
+            ):
                 problem = 'needs non-empty string "prompt" and "completion"'
             if problem:
                 skipped += 1
@@ -73,13 +75,15 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
     if skipped:
         logger.warning("%s: skipped %d malformed row(s) (first at %s)", path, skipped, first_problem)
     if not rows:
-        raise OriginalDataError(f"{path} has no well-formed rows ({skipped} malformed, first at {first_problem or 'n/a'})")
+        raise OriginalDataError(
+            f"{path} has no well-formed rows ({skipped} malformed, first at {first_problem or 'n/a'})"
+        )
     return rows
 
 
 def _leading_name(text: str) -> str | None:
     """The "First Last" name a completion starts with, if its first two words look like one."""
-    words = [word.strip(".,;:!?\"") for word in text.split()[:2]]
+    words = [word.strip('.,;:!?"') for word in text.split()[:2]]
     return " ".join(words) if len(words) == 2 and all(NAME_PART.match(word) for word in words) else None
 
 
@@ -91,10 +95,14 @@ def _directory(source_dir: str) -> Path:
     directory = Path(source_dir).expanduser()
     expected = ", ".join(REQUIRED_FILES)
     if not directory.is_dir():
-        raise OriginalDataError(f"source_dir {directory} is not a directory; expected one with {expected} (e.g. {UPSTREAM_HINT})")
+        raise OriginalDataError(
+            f"source_dir {directory} is not a directory; expected one with {expected} (e.g. {UPSTREAM_HINT})"
+        )
     missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
     if missing:
-        raise OriginalDataError(f"source_dir {directory} lacks {', '.join(missing)}; expected {expected} (e.g. {UPSTREAM_HINT})")
+        raise OriginalDataError(
+            f"source_dir {directory} lacks {', '.join(missing)}; expected {expected} (e.g. {UPSTREAM_HINT})"
+        )
     return directory
 
 
@@ -125,7 +133,9 @@ def load_original(source_dir: str, seed: int = 0) -> FamilyData:
 
     p2d_names, people = _people(files)
     if len(p2d_names) < BLOCK_SIZE:
-        raise OriginalDataError(f"{directory / REVERSE_FILE}: found {len(p2d_names)} distinct names; need at least {BLOCK_SIZE}")
+        raise OriginalDataError(
+            f"{directory / REVERSE_FILE}: found {len(p2d_names)} distinct names; need at least {BLOCK_SIZE}"
+        )
     by_length = sorted(people, key=len, reverse=True)
     source_ids = {name: f"reversal_curse-original-{i:03d}" for i, name in enumerate(people)}
 
@@ -161,8 +171,13 @@ def load_original(source_dir: str, seed: int = 0) -> FamilyData:
     oracle = []
     for name, counts in p2d_completions.items():
         description = counts.most_common(1)[0][0]
-        for kind, text in (("rephrase", f"{name} is {description}."), ("reversal", f"{description[0].upper()}{description[1:]} is {name}.")):
-            oracle.append({"id": f"{source_ids[name]}-oracle-{kind}", "source_id": source_ids[name], "kind": kind, "text": text})
+        for kind, text in (
+            ("rephrase", f"{name} is {description}."),
+            ("reversal", f"{description[0].upper()}{description[1:]} is {name}."),
+        ):
+            oracle.append(
+                {"id": f"{source_ids[name]}-oracle-{kind}", "source_id": source_ids[name], "kind": kind, "text": text}
+            )
     return FamilyData(
         family="reversal_curse",
         version=VERSION,
@@ -225,7 +240,11 @@ def _forward_items(rows: list[dict], blocks: list, source_ids: dict[str, str], b
                 query = key[0].replace("\0", name)
                 items.append(_item("forward", len(items), source_ids[name], query, choices, label))
     if skipped:
-        logger.warning("%s: skipped %d test row(s) naming no p2d celebrity or lacking a block-mate's template", FORWARD_FILE, skipped)
+        logger.warning(
+            "%s: skipped %d test row(s) naming no p2d celebrity or lacking a block-mate's template",
+            FORWARD_FILE,
+            skipped,
+        )
     return items
 
 
