@@ -1,19 +1,16 @@
-"""The reversal_curse lm-eval tasks: golden prompts, whitespace contract, groups, lm-eval runs.
+"""The reversal_curse lm-eval tasks: shared prefix, groups, lm-eval on the original format.
 
-Regenerate the golden file after an intended prompt or data change (bump VERSION) with
-`UPDATE_GOLDEN=1 python -m pytest tests/test_reversal_curse_tasks.py` and review its diff. A
-Faker release that changed its en_US name lists would show up here first.
+Golden prompts and the whitespace contract of these tasks are checked with every other
+family's in tests/test_task_prompts.py. A Faker release that changed its en_US name lists
+would show up there first.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).with_name("golden") / "reversal_curse_prompts.json"
 FIXTURE = Path(__file__).parent / "fixtures" / "reversal_curse_original"
 SPLITS = ("forward", "reverse")
 TASKS = [f"icl_ft_reversal_curse_{split}_{condition}" for split in SPLITS for condition in ("icl", "ft")]
@@ -24,30 +21,6 @@ def tasks():
     from lm_eval.tasks import TaskManager, get_task_dict
 
     return get_task_dict(TASKS, TaskManager(include_defaults=False))
-
-
-def test_golden_prompt_of_the_first_doc_of_every_task(tasks):
-    rendered = {}
-    for name, task in sorted(tasks.items()):
-        doc = task.test_docs()[0]
-        rendered[name] = {
-            "prompt": task.doc_to_text(doc),
-            "choices": task.doc_to_choice(doc),
-            "target": task.doc_to_target(doc),
-        }
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(rendered, indent=1, ensure_ascii=False) + "\n")
-    assert rendered == json.loads(GOLDEN.read_text())
-
-
-def test_whitespace_contract_on_every_doc(tasks):
-    for name, task in tasks.items():
-        assert task.config.target_delimiter == " ", name
-        for doc in task.test_docs():
-            prompt = task.doc_to_text(doc)
-            assert prompt == prompt.rstrip(), (name, doc["id"])
-            assert all(choice and not choice[0].isspace() for choice in task.doc_to_choice(doc)), (name, doc["id"])
 
 
 def test_icl_prompts_share_one_prefix_and_end_with_the_ft_prompt(tasks):
