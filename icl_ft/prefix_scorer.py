@@ -391,6 +391,8 @@ class PrefixCachingHFLM(HFLM):
             or (mask is not None and not bool(mask.all()))
             or generation_kwargs.get("num_beams", 1) != 1
             or "past_key_values" in generation_kwargs
+            # a configured cache implementation (e.g. static) refuses a cache passed in
+            or getattr(getattr(self.model, "generation_config", None), "cache_implementation", None)
             or not self._prefix_caching_enabled()
         ):
             return None
