@@ -218,6 +218,7 @@ class PrefixCachingHFLM(HFLM):
         super().__init__(pretrained, **kwargs)
         self._generation_prefix: tuple[list[int], DynamicCache] | None = None
         self._previous_generation_context: list[int] | None = None
+        self._reported_unsupported = False
 
     # -- capabilities, decided once per model
 
@@ -252,7 +253,7 @@ class PrefixCachingHFLM(HFLM):
 
     def _prefix_caching_enabled(self) -> bool:
         reason = self._prefix_caching_unsupported
-        if reason is not None and not getattr(self, "_reported_unsupported", False):
+        if reason is not None and not self._reported_unsupported:
             self._reported_unsupported = True
             logger.warning("%s: prefix caching is off for this model (%s); scoring as `hf` does", MODEL_NAME, reason)
         return reason is None

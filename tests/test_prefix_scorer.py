@@ -268,10 +268,12 @@ def test_registration_keeps_builtin_models():
 @pytest.mark.parametrize("model", ["hf-prefix", "hf"])
 def test_lm_eval_cli_runs_with_no_extra_flag(tiny_model, tmp_path, model):
     lm_eval = Path(sys.executable).with_name("lm_eval")
+    # hf-prefix with a chat template too: the system/user header becomes part of the shared prefix.
+    chat = ["--apply_chat_template"] if model == "hf-prefix" else []
     result = _run(
         [str(lm_eval), "--model", model, "--model_args", f"pretrained={tiny_model('llama')}",
          "--tasks", "icl_ft_reversal_forward_icl", "--limit", "4", "--device", "cpu", "--batch_size", "1",
-         "--output_path", str(tmp_path)]  # fmt: skip
+         "--output_path", str(tmp_path), *chat]  # fmt: skip
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith(f"{model} (")  # lm-eval's summary line names the model
@@ -302,3 +304,20 @@ def test_smollm2_icl_scores_equal_hf(smollm2_path):
     expected, actual = scores
     assert len(expected) == 2  # one doc, two choices
     _assert_same([tuple(x) for x in expected], [tuple(x) for x in actual])
+
+
+def test_hook_warns_and_leaves_registry_alone_if_internals_changed(monkeypatch):
+    import lm_eval.models  # noqa: F401  (the built-in table, as `get_model` would import it)
+    from lm_eval.api.registry import model_registry
+
+    from icl_ft import _lm_eval_hook
+
+    def broken(*args, **kwargs):
+        raise TypeError("register() got an unexpected keyword argument 'target'")
+
+    monkeypatch.setattr(model_registry, "_objs", {k: v for k, v in model_registry._objs.items() if k != "hf-prefix"})
+    monkeypatch.setattr(model_registry, "register", broken)
+    monkeypatch.setattr(_lm_eval_hook, "_warned", False)
+    with pytest.warns(UserWarning, match="could not register the hf-prefix model"):
+        _lm_eval_hook.register_models(lm_eval.models)
+    assert "hf-prefix" not in model_registry and "hf" in model_registry
