@@ -49,14 +49,18 @@ def tasks_dir():
     return Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 
 
-def _lm_eval_has_native_task_plugins(manager_module) -> bool:
-    """True once lm-eval itself reads the `lm_eval.tasks` entry-point group (upstream PR #4015)."""
+def inspect_source(module) -> str:
     import inspect
 
     try:
-        source = inspect.getsource(manager_module)
+        return inspect.getsource(module)
     except (OSError, TypeError):
-        return False
+        return ""
+
+
+def _lm_eval_has_native_task_plugins(manager_module) -> bool:
+    """True once lm-eval itself reads the `lm_eval.tasks` entry-point group (upstream PR #4015)."""
+    source = inspect_source(manager_module)
     return "entry_points" in source and "lm_eval.tasks" in source
 
 
@@ -79,10 +83,11 @@ def patch_task_manager(manager_module) -> None:
     import inspect
 
     task_manager = getattr(manager_module, "TaskManager", None)
-    original_init = getattr(task_manager, "__init__", None)
-    if original_init is None or getattr(original_init, _PATCHED_MARK, False):
-        if original_init is None:
-            _warn_once(f"{TASK_MANAGER_MODULE}.TaskManager not found")
+    if not isinstance(task_manager, type):
+        _warn_once(f"{TASK_MANAGER_MODULE}.TaskManager not found")
+        return
+    original_init = task_manager.__init__
+    if getattr(original_init, _PATCHED_MARK, False):
         return
     try:
         signature = inspect.signature(original_init)

@@ -93,7 +93,7 @@ def _coerce_like(default: Any, value: Any, name: str) -> Any:
     try:
         return type(default)(value)
     except (TypeError, ValueError):
-        raise ValueError(f"option {name}={value!r} must be a {type(default).__name__}") from None
+        raise ValueError(f"option {name}={value!r} must be of type {type(default).__name__}") from None
 
 
 @functools.lru_cache(maxsize=32)
