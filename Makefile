@@ -24,8 +24,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# hf-prefix (icl_ft/prefix_scorer.py) is lm-eval's hf with the ICL prompts' shared prefix
+# computed once: same scores, the ICL tasks >10x faster.
 run: install
-	$(BIN)/lm_eval --model hf --model_args pretrained=$$($(BIN)/icl-ft model path) \
+	$(BIN)/lm_eval --model hf-prefix --model_args pretrained=$$($(BIN)/icl-ft model path) \
 		--tasks icl_ft --device cpu --batch_size 1 --output_path $(RESULTS)
 
 test: install

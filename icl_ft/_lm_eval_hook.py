@@ -13,6 +13,11 @@ The patch is defensive: if lm-eval's internals are not what this module expects,
 warns once and leaves lm-eval untouched. It does nothing when the directory is already
 indexed (the user passed it, or a parent of it, as include_path) or when lm-eval
 discovers entry-point task plugins itself, so no task is ever indexed twice.
+
+The same finder registers this package's lm-eval models (`--model hf-prefix`) when
+`lm_eval.models` is imported. It registers them lazily, as "module:Class" strings (no
+torch import), and only AFTER lm-eval's own table: `get_model` imports that table only
+while the registry is empty, so registering earlier would make `--model hf` unknown.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ import sys
 import warnings
 
 TASK_MANAGER_MODULE = "lm_eval.tasks.manager"
+MODELS_MODULE = "lm_eval.models"
+# name -> "module:Class", the form lm-eval's registry materialises on first use.
+PLUGIN_MODELS = {"hf-prefix": "icl_ft.prefix_scorer:PrefixCachingHFLM"}
 _PATCHED_MARK = "_icl_ft_patched"
+_TASKS_HINT = "use --include_path $(icl-ft tasks-dir)"
 _warned = False
 
 
-def _warn_once(message: str) -> None:
+def _warn_once(message: str, hint: str = _TASKS_HINT) -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn(f"icl-ft: {message}; lm_eval is left unchanged (use --include_path $(icl-ft tasks-dir))", stacklevel=2)
+        warnings.warn(f"icl-ft: {message}; lm_eval is left unchanged ({hint})", stacklevel=2)
 
 
 def tasks_dir():
@@ -111,6 +120,21 @@ def patch_task_manager(manager_module) -> None:
     task_manager.__init__ = __init__
 
 
+def register_models(models_module) -> None:
+    """Register PLUGIN_MODELS by name, lazily, unless a model of that name exists already."""
+    try:
+        from lm_eval.api.registry import model_registry
+
+        for name, target in PLUGIN_MODELS.items():
+            if name not in model_registry:  # lm-eval's own entry-point discovery or the user got there first
+                model_registry.register(name, target=target)
+    except Exception as err:  # registry internals changed: leave lm-eval's models alone
+        _warn_once(
+            f"could not register the {', '.join(PLUGIN_MODELS)} model ({type(err).__name__}: {err})",
+            hint="pass the class to lm_eval.simple_evaluate(model=...) instead",
+        )
+
+
 class _PatchAfterExec(importlib.abc.Loader):
     """Runs the real loader, then the patch. Everything else is delegated."""
 
@@ -153,7 +177,7 @@ class PatchOnImportFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-PATCHES = {TASK_MANAGER_MODULE: patch_task_manager}
+PATCHES = {TASK_MANAGER_MODULE: patch_task_manager, MODELS_MODULE: register_models}
 
 
 def install() -> None:

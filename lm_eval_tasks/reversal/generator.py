@@ -23,7 +23,7 @@ import random
 from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.lexicon import sample_words
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 # (first, second) comparative of each feature; the reversal of "A are <first> than B" is
 # "B are <second> than A". No comparative appears in two features, so every sentence

@@ -37,7 +37,7 @@ import random
 from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.lexicon import sample_words
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 QUANTIFIER_TEXT = {"all": "All", "some": "Some but not all", "no": "No"}
 # Counterbalanced factors, crossed: every combination occurs num_items / 8 times.

@@ -1,0 +1,98 @@
+"""The transformers back end on a tiny random model: batching, prefix-cache reuse, both modes end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from augment.__main__ import main
+from augment.backends import BackendError, HFGenerator, SamplingParams, load_generator
+from augment.config import AugmentConfig
+
+pytestmark = pytest.mark.integration
+
+GREEDY = SamplingParams(max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model):
+    return HFGenerator(str(tiny_model("llama")), dtype="float32", batch_size=3)
+
+
+def test_batched_left_padded_generation_equals_one_prompt_at_a_time(generator):
+    prompts = ["femp are bigger than glon.", "Did you know that", "The relationships between glon, troff and yomp"]
+    batched = generator(prompts, GREEDY)
+    single = [generator([prompt], GREEDY)[0] for prompt in prompts]
+    assert batched == single
+    assert len(set(batched)) > 1  # the prompts do steer the (random) model
+
+
+def test_prefix_cache_reuse_gives_the_same_greedy_outputs(generator, monkeypatch):
+    prefix = "Here are facts:\n" + "".join(f"femp are bigger than glon number {i}.\n" for i in range(30))
+    suffixes = ["Now think about troff.\n1.", "Now think about yomp and femp.\n1.", "Now think about glon.\n1."]
+    forward_lengths = []
+    forward = generator.model.forward
+
+    def counting_forward(*args, **kwargs):
+        forward_lengths.append(kwargs["input_ids"].shape[1])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(generator.model, "forward", counting_forward)
+    reused = generator.generate_with_prefix(prefix, suffixes[:2], GREEDY, reuse_cache=True)
+    reused += generator.generate_with_prefix(prefix, suffixes[2:], GREEDY, reuse_cache=True)
+    prefix_length = generator.count_tokens(prefix)
+    # the prefix is run through the model once, across calls; documents only feed their own tokens
+    assert sum(length >= prefix_length for length in forward_lengths) == 1
+    monkeypatch.undo()
+    recomputed = generator.generate_with_prefix(prefix, suffixes, GREEDY, reuse_cache=False)
+    assert reused == recomputed
+    # and the same as generating from the whole prompt text
+    assert reused == [generator([prefix + suffix], GREEDY)[0] for suffix in suffixes]
+
+
+def test_sampling_is_seeded(generator):
+    params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=12, seed=3)
+    prompts = ["femp are", "glon are"]
+    assert generator(prompts, params) == generator(prompts, params)
+
+
+@pytest.mark.parametrize("mode", ["local", "global"])
+def test_modes_end_to_end_on_a_tiny_model(tiny_model, tmp_path, mode):
+    cfg = AugmentConfig(mode=mode, family="reversal", model=str(tiny_model("llama")), output=str(tmp_path / "a.jsonl"),
+                        limit=3, max_new_tokens=8, batch_size=2, dtype="float32", context="facts")  # fmt: skip
+    summary = main(cfg)
+    assert summary["generator"] == str(tiny_model("llama")) and summary["generations"] == 3
+    assert summary["kept"] + sum(summary["dropped_by_reason"].values()) == summary["sentences"]
+    rows = [json.loads(line) for line in open(cfg.output_path)]
+    assert len(rows) == summary["kept"]
+    if mode == "global":
+        assert summary["global_context"]["tokens_counted_by"] == "tokenizer"
+        assert summary["global_context"]["documents_shown"] == 100  # 100 facts fit the default budget
+
+
+def test_vllm_backend_missing_is_a_clear_error():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendError, match=r"pip install 'lm-eval-icl-ft\[vllm\]'"):
+            load_generator("vllm", "unused")
+    else:
+        pytest.skip("vLLM is installed")
+
+
+@pytest.mark.slow
+def test_smollm2_local_augmentation_keeps_restatements_of_the_fact(smollm2_path, tmp_path):
+    from augment.items import source_items
+    from augment.parsing import nonsense_words, words_of
+    from lm_eval_tasks.api import generate_family
+
+    cfg = AugmentConfig(mode="local", model=str(smollm2_path), output=str(tmp_path / "local.jsonl"), limit=8,
+                        max_new_tokens=64, batch_size=8, dtype="bfloat16")  # fmt: skip
+    summary = main(cfg)
+    rows = [json.loads(line) for line in open(cfg.output_path)]
+    assert rows and summary["dropped"] > 0  # a real model's answers need the filters, and some survive
+    facts = {item.id: item.text for item in source_items(generate_family("reversal"))}
+    for row in rows:
+        assert nonsense_words(facts[row["source_id"]]) <= words_of(row["text"])
+        assert row["kind"] in ("rephrase", "reversal") and row["prompt_version"] == "local-v1"

@@ -1,0 +1,109 @@
+"""FinetuneConfig: validation, YAML + flag layering, the LoRA mapper and the step rule. No model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from finetune.config import ConfigError, FinetuneConfig, config_from_args
+
+
+def config(**overrides):
+    return FinetuneConfig(**{"family": "reversal", "output_dir": "out", **overrides})
+
+
+def test_defaults_follow_the_paper():
+    cfg = config()
+    assert (cfg.learning_rate, cfg.batch_size, cfg.unit) == (3e-4, 8, "sentence")
+    assert (cfg.min_steps, cfg.max_steps) == (200, 1000)
+
+
+def test_to_lora_config_maps_every_lora_field():
+    lora = config(lora_r=4, lora_alpha=8, lora_dropout=0.1).to_lora_config()
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == (4, 8, 0.1, "all-linear")
+    assert lora.task_type == "CAUSAL_LM"
+    named = config(lora_target_modules="q_proj, v_proj").to_lora_config()
+    assert set(named.target_modules) == {"q_proj", "v_proj"}
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [(1000, 375), (144, 200), (10_000, 1000)],  # 3 epochs of batch 8, clamped to [200, 1000]
+)
+def test_steps_scale_with_the_data_within_the_clamp(units, expected):
+    assert config().num_steps(units) == expected
+
+
+def test_explicit_steps_override_the_rule():
+    assert config(steps=7).num_steps(1000) == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "hint"),
+    [
+        ({"family": ""}, "family", "required"),
+        ({"family": "nope"}, "family", "reversal"),
+        ({"output_dir": ""}, "output_dir", "required"),
+        ({"unit": "paragraph"}, "unit", "cumulative"),
+        ({"micro_batch_size": 3}, "micro_batch_size", "divide"),
+        ({"lora_dropout": 1.5}, "lora_dropout", "[0, 1)"),
+        ({"min_steps": 50, "max_steps": 10}, "min_steps", "max_steps"),
+        ({"resume": True, "overwrite": True}, "overwrite", "resume"),
+        ({"family_options": {"num_fact": 2}}, "family_options", "num_facts"),
+        ({"extra_data": ["/no/such.jsonl"]}, "extra_data", "not a file"),
+        ({"precision": "fp16"}, "precision", "bf16"),
+    ],
+)
+def test_invalid_settings_name_field_value_and_fix(overrides, field, hint):
+    with pytest.raises(ConfigError) as error:
+        config(**overrides)
+    message = str(error.value)
+    assert message.startswith(f"{field}=") and hint in message
+
+
+def test_yaml_gives_defaults_and_flags_override(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("family: syllogism\noutput-dir: from_yaml\nlearning_rate: 0.001\nlora_r: 4\n")
+    cfg, _ = config_from_args(["--config", str(yaml_file), "--lora-r", "8", "--extra-data", ""])
+    assert (cfg.family, cfg.output_dir, cfg.learning_rate, cfg.lora_r) == ("syllogism", "from_yaml", 0.001, 8)
+
+
+def test_yaml_unknown_key_lists_the_valid_ones(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("family: reversal\nlearning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['learning_rat'\]; valid keys: .*'learning_rate'"):
+        config_from_args(["--config", str(yaml_file)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--family", "reversal", "--output-dir", "o", "--steps", "ten"], "steps='ten' is not valid; expected int"),
+        (["--family", "reversal", "--output-dir", "o", "--family-options", "[1]"], "expected a JSON object"),
+    ],
+)
+def test_flag_values_are_type_checked(argv, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        config_from_args(argv)
+
+
+def test_cli_help_is_fast_and_errors_are_one_line(tmp_path):
+    help_run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "finetune", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--learning-rate" in help_run.stdout
+    imported = {line.split("|")[-1].strip() for line in help_run.stderr.splitlines()}
+    assert not {"torch", "transformers", "peft", "datasets"} & imported
+    bad = subprocess.run([sys.executable, "-m", "finetune", "--family", "nope", "--output-dir", str(tmp_path)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "family='nope'" in bad.stderr
+
+
+def test_icl_ft_finetune_delegates_to_python_m_finetune(capsys):
+    from icl_ft.cli import main
+
+    assert main(["finetune", "--family", "nope", "--output-dir", "out"]) == 2
+    assert "finetune: error: family='nope'" in capsys.readouterr().err
