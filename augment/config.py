@@ -150,15 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _family_options(items: list[str]) -> dict[str, str]:
-    options = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"family_option={item!r}: expected NAME=VALUE (e.g. num_facts=20)")
-        options[name] = value
-    return options
-
 
 def load_yaml(path: str) -> dict[str, Any]:
     import yaml
@@ -185,6 +176,12 @@ def config_from_args(argv: list[str] | None = None) -> tuple[AugmentConfig, argp
         raise ConfigError(f"unknown config key(s) {unknown} in {args.config}; valid keys: {sorted(FIELDS)}")
     flags = {name: value for name, value in vars(args).items() if name in FIELDS and value is not None}
     if "family_option" in flags:
-        flags["family_option"] = {**values.get("family_option", {}), **_family_options(flags["family_option"])}
+        from lm_eval_tasks.api import parse_family_options
+
+        try:
+            parsed = parse_family_options(flags["family_option"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        flags["family_option"] = {**values.get("family_option", {}), **parsed}
     values.update(flags)
     return AugmentConfig(**values), args

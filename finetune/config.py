@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML file of field: value defaults; flags override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # The spelling `augment` and `icl-ft data` use too; merged over --family-options.
+    parser.add_argument("--family-option", dest="family_option", action="append", metavar="NAME=VALUE",
+                        help="one generator option of the family, e.g. num_facts=20 (repeatable)")  # fmt: skip
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -327,5 +330,15 @@ def config_from_args(argv: list[str] | None = None) -> tuple[FinetuneConfig, boo
     given = vars(build_parser().parse_args(argv))
     verbose = given.pop("verbose", False)
     values = load_yaml(given.pop("config")) if "config" in given else {}
+    from lm_eval_tasks.api import parse_family_options
+
+    single_options = given.pop("family_option", [])
     values.update({name: coerce(name, value) for name, value in given.items()})
+    if single_options:
+        try:
+            parsed = parse_family_options(single_options)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        values["family_options"] = {**values.get("family_options", {}), **parsed}
     return FinetuneConfig(**values), verbose
+

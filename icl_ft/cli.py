@@ -37,10 +37,10 @@ def _tasks_dir(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from lm_eval_tasks.api import generate_family
+    from lm_eval_tasks.api import generate_family, parse_family_options
 
     try:
-        options = dict(_parse_option(o) for o in args.option)
+        options = parse_family_options(args.family_option)
         data = generate_family(args.family, args.seed, **options)
     except ValueError as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
@@ -70,13 +70,6 @@ def _delegate(args: argparse.Namespace) -> int:
     return importlib.import_module(module_name).cli(args.delegated_args)
 
 
-def _parse_option(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise ValueError(f"--option {text!r}: expected NAME=VALUE")
-    return name, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icl-ft", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -95,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--split", default="train", help="train, icl_facts, oracle or a test split")
     data.add_argument("--head", type=int, default=None, help="print only the first N rows")
-    data.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="generator option")
+    data.add_argument("--family-option", "--option", dest="family_option", action="append", default=[],
+                      metavar="NAME=VALUE", help="generator option of the family, e.g. num_facts=20 (repeatable)")  # fmt: skip
     data.set_defaults(run=_data)
 
     for name, (_, help_text) in DELEGATED_COMMANDS.items():

@@ -101,6 +101,20 @@ def _generate_cached(family: str, seed: int, options: tuple[tuple[str, Any], ...
     return _generator(family).generate(seed=seed, **dict(options))
 
 
+def parse_family_options(items: list[str]) -> dict[str, str]:
+    """`--family-option NAME=VALUE` flags -> `{NAME: VALUE}`; `generate_family` types the values.
+
+    The one spelling of family options on every command line (`icl-ft data`, `finetune`, `augment`).
+    """
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--family-option {item!r}: expected NAME=VALUE (e.g. num_facts=20)")
+        options[name] = value
+    return options
+
+
 def generate_family(family: str, seed: int = 0, **options: Any) -> FamilyData:
     """Generate (memoized) one instance of `family`. Unknown option names are an error."""
     known = family_options(family)

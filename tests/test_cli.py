@@ -23,7 +23,7 @@ def test_tasks_dir_prints_the_task_directory(capsys):
 
 
 def test_data_prints_json_rows(capsys):
-    assert cli.main(["data", "reversal", "--split", "reverse", "--head", "2", "--option", "num_facts=4"]) == 0
+    assert cli.main(["data", "reversal", "--split", "reverse", "--head", "2", "--family-option", "num_facts=4"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2 and {"query", "choices", "label"} <= rows[0].keys()
 
@@ -32,8 +32,8 @@ def test_data_bad_input_is_a_one_line_error(capsys):
     for argv in (
         ["data", "nonexistent"],
         ["data", "reversal", "--split", "nope"],
-        ["data", "reversal", "--option", "num_facts"],
-        ["data", "reversal", "--option", "num_facts=3"],
+        ["data", "reversal", "--family-option", "num_facts"],
+        ["data", "reversal", "--family-option", "num_facts=3"],
     ):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -77,15 +78,23 @@ def test_yaml_unknown_key_lists_the_valid_ones(tmp_path):
         config_from_args(["--config", str(yaml_file)])
 
 
+def test_family_option_flags_merge_over_the_json_options():
+    cfg, _ = config_from_args(["--family", "reversal", "--output-dir", "o", "--family-options", '{"num_facts": 5}',
+                               "--family-option", "examples_per_fact=2", "--family-option", "num_facts=3"])  # fmt: skip
+    assert cfg.family_options == {"num_facts": "3", "examples_per_fact": "2"}
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
         (["--family", "reversal", "--output-dir", "o", "--steps", "ten"], "steps='ten' is not valid; expected int"),
         (["--family", "reversal", "--output-dir", "o", "--family-options", "[1]"], "expected a JSON object"),
+        (["--family", "reversal", "--output-dir", "o", "--family-option", "num_facts"], "expected NAME=VALUE"),
+        (["--family", "reversal", "--output-dir", "o", "--family-option", "num_fact=3"], "unknown option(s) ['num_fact']; valid"),
     ],
 )
 def test_flag_values_are_type_checked(argv, fragment):
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         config_from_args(argv)
 
 
