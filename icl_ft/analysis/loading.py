@@ -142,6 +142,10 @@ def _read_run(
             logger.info("%s: skipping task %s (not an icl_ft task)", results_file, task)
             continue
         family, split, kind = parsed
+        if condition is not None and (kind == "icl") != (condition == "icl"):
+            # A study cell scores one condition's tasks; a stray task would be mislabelled.
+            logger.warning("%s: skipping task %s, not a task of the cell's condition %s", results_file, task, condition)
+            continue
         task_condition = condition or _infer_condition(kind, adapter)
         task_seed = seed if seed is not ... else ((task_config.get("metadata") or {}).get("seed"))
         seeds.add(task_seed)
@@ -259,7 +263,7 @@ def _load_study(run_dir: Path) -> tuple[list[RunInfo], list[Sample], list[Missin
 def load_runs(paths: list[Path]) -> Loaded:
     """Every run under `paths`: study RUN_DIRs (with `cells/`), lm-eval output dirs, or
     results_*.json files. In a plain dir the newest results file of each model dir counts."""
-    runs, samples, missing = [], [], []
+    runs, samples, missing, read = [], [], [], set()
     for path in paths:
         if not path.exists():
             raise CompareError(f"{path}: no such file or directory")
@@ -276,6 +280,9 @@ def load_runs(paths: list[Path]) -> Loaded:
         if not results_files:
             raise CompareError(f"{path}: no lm-eval results_*.json under it; pass the --output_path of an lm_eval run")
         for results_file in results_files:
+            if results_file.resolve() in read:  # the same run reached through two paths
+                continue
+            read.add(results_file.resolve())
             info, rows = _read_run(results_file)
             runs.append(info)
             samples += rows

@@ -22,7 +22,7 @@ def _cell_text(cell: Cell | None) -> str:
 
 
 def _n_text(cells: list[Cell]) -> str:
-    ns = sorted({c.n for c in cells})
+    ns = sorted({c.items_per_seed for c in cells})
     return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
 
 
@@ -35,7 +35,7 @@ def _grid(summary: Summary) -> tuple[list[str], list[list[str]]]:
     ]
     per_split = [[c for c in summary.cells if (c.family, c.split) == fs] for fs in summary.splits]
     rows.append(["chance", *(fmt(max(c.chance for c in cells)) for cells in per_split)])
-    rows.append(["n items", *(_n_text(cells) for cells in per_split)])
+    rows.append(["n items", *(_n_text(cells) for cells in per_split)])  # per seed: pooled n is in the details
     return header, rows
 
 

@@ -30,6 +30,7 @@ class Cell:
     acc_norm: float | None
     chance: float
     seeds: dict[int | None, float]  # seed -> accuracy of that seed's run
+    items_per_seed: int  # the largest number of items one seed's run scored
 
     @property
     def acc(self) -> float:
@@ -84,7 +85,8 @@ def summarize(loaded: Loaded) -> Summary:
     cells = []
     for (condition, family, split), rows in _group(loaded.samples, "condition", "family", "split").items():
         norms = [s.correct_norm for s in rows if s.correct_norm is not None]
-        seeds = {seed: sum(s.correct for s in group) / len(group) for (seed,), group in _group(rows, "seed").items()}
+        by_seed = _group(rows, "seed")
+        seeds = {seed: sum(s.correct for s in group) / len(group) for (seed,), group in by_seed.items()}
         cells.append(
             Cell(
                 condition=condition,
@@ -95,6 +97,7 @@ def summarize(loaded: Loaded) -> Summary:
                 acc_norm=sum(norms) / len(norms) if len(norms) == len(rows) else None,
                 chance=sum(1 / s.n_choices for s in rows if s.n_choices) / len(rows),
                 seeds=dict(sorted(seeds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))),
+                items_per_seed=max(len(group) for group in by_seed.values()),
             )
         )
     cells.sort(key=lambda c: (c.family, c.split, condition_order(c.condition)))
