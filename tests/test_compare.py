@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from icl_ft import cli
-from icl_ft.analysis.loading import parse_task
+from icl_ft.analysis.loading import Loaded, Sample, parse_task
 from icl_ft.analysis.stats import Spread, mcnemar_exact, paired_test, phrasing_consistency, wilson_interval
+from icl_ft.analysis.summary import summarize
 
 LIMIT = 6  # semantic rephrase: 3 items x 2 phrasings
 
@@ -64,6 +65,33 @@ def test_seed_spread():
     spread = Spread((0.5, 0.7, 0.6))
     assert (spread.mean, spread.low, spread.high) == pytest.approx((0.6, 0.5, 0.7))
     assert spread.sd == pytest.approx(0.1)
+
+
+def _sample(condition, seed, key, correct, item_id=None):
+    return Sample(
+        condition, seed, "semantic", "reversal", key, int(key[1:]), correct, None, 4, item_id, f"{condition}{seed}"
+    )
+
+
+def test_summary_seeds_pairs_and_consistency_without_files():
+    samples = [
+        *(_sample("base", None, f"h{i}", i < 1, f"item{i // 2}") for i in range(4)),  # 1/4
+        *(_sample("ft_local", 1, f"h{i}", i < 2, f"item{i // 2}") for i in range(4)),  # 2/4
+        *(_sample("ft_local", 2, f"h{i}", i < 4, f"item{i // 2}") for i in range(4)),  # 4/4
+    ]
+    summary = summarize(Loaded(samples, runs=[], missing=[]))
+    ft = summary.cell("ft_local", "semantic", "reversal")
+    assert ft.acc == pytest.approx(0.75) and ft.items_per_seed == 4 and ft.chance == 0.25
+    assert ft.interval == pytest.approx(wilson_interval(3, 4))  # one seed's items, not 8
+    assert (ft.spread.low, ft.spread.high) == (0.5, 1.0)
+    assert summary.cell("base", "semantic", "reversal").spread is None
+    # the seedless base pairs with each ft_local seed; the two ft_local seeds do not pair
+    pairs = {(p.a, p.b, p.seed): (p.test.only_a, p.test.only_b) for p in summary.pairs}
+    assert pairs == {("base", "ft_local", 1): (0, 1), ("base", "ft_local", 2): (0, 3)}
+    # items item0 (h0, h1) and item1 (h2, h3); ft_local: seed 1 gets item0 only, seed 2 both
+    consistency = summary.consistency[("ft_local", "semantic", "reversal")]
+    assert (consistency.items, consistency.all_correct, consistency.agree) == (4, 0.75, 1.0)
+    assert summary.consistency[("base", "semantic", "reversal")].agree == 0.5
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ def text_table(summary: Summary) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     footer = f"accuracy ({INTERVAL_NOTE})"
     if any(c.spread for c in summary.cells):
-        footer += "; * pooled over several seeds, per-seed spread in report.md"
+        footer += "; * mean over seeds, interval at one seed's items, per-seed spread in report.md"
     return "\n".join([*lines, footer])
 
 
@@ -78,16 +78,21 @@ def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str
 
     header, rows = _grid(summary)
     lines += ["## Accuracy", "", f"Accuracy from the per-item `acc` of lm-eval's samples, {INTERVAL_NOTE}. "]
-    lines[-1] += "Chance is the mean over items of 1 / number of choices. * = pooled over several seeds."
+    lines[-1] += (
+        "Chance is the mean over items of 1 / number of choices. * = mean over several seeds; its interval uses one "
+        "seed's number of items (seeds scoring the same items add none), and the dots in the figure are the seeds."
+    )
     lines += ["", *_md_table(header, rows), ""]
 
     lines += ["### Per condition and split", ""]
     detail = [
-        [c.family, c.split, c.condition, str(c.n), fmt(c.acc, 3), f"{fmt(c.interval[0], 3)}–{fmt(c.interval[1], 3)}",
-         fmt(c.acc_norm, 3), fmt(c.chance, 3), _seeds_text(c)]
+        [c.family, c.split, c.condition, str(c.items_per_seed), fmt(c.acc, 3),
+         f"{fmt(c.interval[0], 3)}–{fmt(c.interval[1], 3)}", fmt(c.acc_norm, 3), fmt(c.chance, 3), _seeds_text(c)]
         for c in summary.cells
     ]  # fmt: skip
-    lines += _md_table(["family", "split", "condition", "n", "acc", "95% CI", "acc_norm", "chance", "seeds"], detail)
+    lines += _md_table(
+        ["family", "split", "condition", "n items", "acc", "95% CI", "acc_norm", "chance", "seeds"], detail
+    )
 
     lines += ["", "## Paired tests (exact McNemar)", ""]
     if summary.pairs:

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 Z_95 = 1.959963984540054
 
 
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion.
+def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (`successes` may be fractional: a
+    mean accuracy times the number of items).
 
     Chosen over the normal (Wald) interval because our splits are small (tens to a few
     hundred items) and accuracies sit near 0 or 1 for some conditions: Wilson stays inside

@@ -34,11 +34,15 @@ class Cell:
 
     @property
     def acc(self) -> float:
-        return self.correct / self.n
+        """Mean over seeds of each seed's accuracy (one seed: its accuracy)."""
+        return sum(self.seeds.values()) / len(self.seeds)
 
     @property
     def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.correct, self.n)
+        """Wilson interval at one seed's number of items: seeds that score the same test
+        items add no items, so pooling their samples would overstate the precision.
+        Seed-to-seed variation is shown separately (`spread`)."""
+        return wilson_interval(self.acc * self.items_per_seed, self.items_per_seed)
 
     @property
     def spread(self) -> Spread | None:
