@@ -5,6 +5,7 @@
     icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
     icl-ft finetune --family reversal --output-dir adapters/reversal   # = python -m finetune
     icl-ft augment --mode local --family reversal          # = python -m augment ...
+    icl-ft compare results/base results/adapter            # accuracy table, McNemar, figure
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
@@ -55,6 +56,21 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from icl_ft.analysis import CompareError, compare
+
+    try:
+        result = compare([Path(p) for p in args.paths], out=args.out and Path(args.out))
+    except CompareError as err:
+        print(f"icl-ft: error: {err}", file=sys.stderr)
+        return 2
+    print(result.table)
+    print(f"\nreport: {result.report}\nfigure: {result.figure}")
+    return 0
+
+
 # Commands that are another package's own CLI: every flag after the command name is
 # theirs (so is `--help`), passed on untouched.
 DELEGATED_COMMANDS = {
@@ -91,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--family-option", "--option", dest="family_option", action="append", default=[],
                       metavar="NAME=VALUE", help="generator option of the family, e.g. num_facts=20 (repeatable)")  # fmt: skip
     data.set_defaults(run=_data)
+
+    compare = commands.add_parser(
+        "compare", help="accuracy per condition and split, paired tests, figure and report from lm-eval output"
+    )
+    compare.add_argument(
+        "paths", nargs="+", metavar="RUN_DIR", help="a study RUN_DIR, lm_eval --output_path dirs or results files"
+    )
+    compare.add_argument(
+        "--out", default=None, help="where report.md and figure.png go (default: RUN_DIR, else ./compare)"
+    )
+    compare.set_defaults(run=_compare)
 
     for name, (_, help_text) in DELEGATED_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False).set_defaults(run=_delegate)

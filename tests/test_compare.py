@@ -1,0 +1,279 @@
+"""`icl-ft compare`: statistics checked against hand-computed values, then end to end on
+real `lm_eval --log_samples` output of a tiny random model (a base run and a run with a
+random LoRA adapter), arranged both as hand-made dirs and as a study RUN_DIR."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icl_ft import cli
+from icl_ft.analysis.loading import Loaded, Sample, parse_task
+from icl_ft.analysis.stats import Spread, mcnemar_exact, paired_test, phrasing_consistency, wilson_interval
+from icl_ft.analysis.summary import summarize
+
+LIMIT = 6  # semantic rephrase: 3 items x 2 phrasings
+
+
+# --- pure statistics ---------------------------------------------------------------------
+
+
+def test_wilson_interval_matches_hand_computation():
+    # p = .7, z^2 = 3.8415: centre (.7 + .19207) / 1.38415 = .64449,
+    # half 1.96 * sqrt(.021 + .0096037) / 1.38415 = .24772
+    low, high = wilson_interval(7, 10)
+    assert low == pytest.approx(0.39677, abs=1e-4) and high == pytest.approx(0.89222, abs=1e-4)
+    # all wrong: [0, z^2 / (n + z^2)] = [0, 3.8415 / 13.8415]
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    with pytest.raises(ValueError, match="successes=11"):
+        wilson_interval(11, 10)
+
+
+def test_exact_mcnemar_is_a_binomial_test_on_discordant_pairs():
+    assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)  # 2 * (1/2)^5
+    assert mcnemar_exact(3, 1) == pytest.approx(2 * (1 + 4) / 16)  # 2 * P(X <= 1 | n=4)
+    assert mcnemar_exact(1, 6) == pytest.approx(2 * (1 + 7) / 128)
+    assert mcnemar_exact(4, 4) == 1.0
+    assert mcnemar_exact(0, 0) == 1.0  # no discordant pairs: no evidence either way
+
+
+def test_paired_test_joins_on_shared_keys_only():
+    a = {"h1": True, "h2": True, "h3": False, "h4": False, "only-in-a": True}
+    b = {"h1": True, "h2": False, "h3": True, "h4": False, "only-in-b": False}
+    test = paired_test(a, b)
+    assert (test.n, test.both, test.only_a, test.only_b, test.neither) == (4, 1, 1, 1, 1)
+    assert test.acc_a == test.acc_b == 0.5 and test.p_value == 1.0
+
+
+def test_phrasing_consistency():
+    result = phrasing_consistency([[True, True], [False, False], [True, False], [True]])
+    assert result.items == 3  # the single-phrasing item says nothing about consistency
+    assert result.all_correct == pytest.approx(1 / 3) and result.agree == pytest.approx(2 / 3)
+    assert phrasing_consistency([[True]]).items == 0
+
+
+def test_seed_spread():
+    spread = Spread((0.5, 0.7, 0.6))
+    assert (spread.mean, spread.low, spread.high) == pytest.approx((0.6, 0.5, 0.7))
+    assert spread.sd == pytest.approx(0.1)
+
+
+def _sample(condition, seed, key, correct, item_id=None):
+    return Sample(
+        condition, seed, "semantic", "reversal", key, int(key[1:]), correct, None, 4, item_id, f"{condition}{seed}"
+    )
+
+
+def test_summary_seeds_pairs_and_consistency_without_files():
+    samples = [
+        *(_sample("base", None, f"h{i}", i < 1, f"item{i // 2}") for i in range(4)),  # 1/4
+        *(_sample("ft_local", 1, f"h{i}", i < 2, f"item{i // 2}") for i in range(4)),  # 2/4
+        *(_sample("ft_local", 2, f"h{i}", i < 4, f"item{i // 2}") for i in range(4)),  # 4/4
+    ]
+    summary = summarize(Loaded(samples, runs=[], missing=[]))
+    ft = summary.cell("ft_local", "semantic", "reversal")
+    assert ft.acc == pytest.approx(0.75) and ft.items_per_seed == 4 and ft.chance == 0.25
+    assert ft.interval == pytest.approx(wilson_interval(3, 4))  # one seed's items, not 8
+    assert (ft.spread.low, ft.spread.high) == (0.5, 1.0)
+    assert summary.cell("base", "semantic", "reversal").spread is None
+    # the seedless base pairs with each ft_local seed; the two ft_local seeds do not pair
+    pairs = {(p.a, p.b, p.seed): (p.test.only_a, p.test.only_b) for p in summary.pairs}
+    assert pairs == {("base", "ft_local", 1): (0, 1), ("base", "ft_local", 2): (0, 3)}
+    # items item0 (h0, h1) and item1 (h2, h3); ft_local: seed 1 gets item0 only, seed 2 both
+    consistency = summary.consistency[("ft_local", "semantic", "reversal")]
+    assert (consistency.items, consistency.all_correct, consistency.agree) == (4, 0.75, 1.0)
+    assert summary.consistency[("base", "semantic", "reversal")].agree == 0.5
+
+
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        ("icl_ft_reversal_forward_icl", ("reversal", "forward", "icl")),
+        ("icl_ft_reversal_curse_reverse_ft", ("reversal_curse", "reverse", "ft")),  # longest family wins
+        ("icl_ft_semantic_deduction_long_ft", ("semantic", "deduction_long", "ft")),
+        ("icl_ft_reversal_icl", None),  # a condition group, not a leaf
+        ("icl_ft_reversal", None),
+        ("arc_easy", None),
+    ],
+)
+def test_parse_task(task, expected):
+    assert parse_task(task) == expected
+
+
+# --- real lm_eval output ------------------------------------------------------------------
+
+
+def _lm_eval(model_args: str, tasks: str, out: Path) -> None:
+    command = [
+        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", tasks,
+        "--device", "cpu", "--batch_size", "8", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=out.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model, tmp_path_factory):
+    """Two real lm_eval runs: the base model on the ICL and FT tasks (conditions icl and
+    base), and the base model with a random LoRA adapter on the FT tasks."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("compare-runs")
+    model = tiny_model("llama")
+    adapter = root / "adapter-local"
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model), LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:  # zero B (peft's default) would make the adapter a no-op
+                param.copy_(torch.randn(param.shape, generator=generator))
+    peft_model.save_pretrained(adapter)
+
+    ft_tasks = "icl_ft_reversal_forward_ft,icl_ft_semantic_rephrase_ft"
+    _lm_eval(f"pretrained={model}", f"icl_ft_reversal_forward_icl,{ft_tasks}", root / "base")
+    _lm_eval(f"pretrained={model},peft={adapter}", ft_tasks, root / "adapter")
+    return root
+
+
+def _results_file(run: Path) -> Path:
+    (path,) = run.rglob("results_*.json")
+    return path
+
+
+def _compare(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(["compare", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.integration
+def test_compare_hand_made_runs(runs, tmp_path, capsys):
+    code, out, err = _compare(capsys, runs / "base", runs / "adapter", "--out", tmp_path / "cmp")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split() == ["condition", "reversal/forward", "semantic/rephrase"]
+    assert [r.split()[0] for r in rows[1:6]] == ["base", "icl", "ft:adapter-local", "chance", "n"]
+    assert rows[4].split()[1:] == ["0.50", "0.25"]  # chance: 2 choices, 4 choices
+
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert (tmp_path / "cmp" / "figure.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    # accuracy from the samples equals lm-eval's own aggregate
+    for run, condition in ((runs / "base", "base"), (runs / "adapter", "ft:adapter-local")):
+        acc = json.loads(_results_file(run).read_text())["results"]
+        for task, split in (("icl_ft_reversal_forward_ft", "reversal | forward"), ("icl_ft_semantic_rephrase_ft", "semantic | rephrase")):  # fmt: skip
+            assert f"| {split} | {condition} | {LIMIT} | {acc[task]['acc,none']:.3f} |" in report
+    # doc_hash is the same under the _icl and _ft task of a split: base and icl pair on every item
+    assert "| reversal | forward | base | icl | 0 | 6 |" in report
+    assert "| reversal | forward | base | ft:adapter-local | 0 | 6 |" in report
+    assert "| semantic | rephrase | base | ft:adapter-local | 0 | 6 |" in report
+    # semantic docs carry item_id: 3 items asked in 2 phrasings each
+    assert "| semantic | rephrase | base | 3 |" in report
+    assert "--limit" in report and "0.4.13" in report
+
+
+@pytest.mark.integration
+def test_compare_study_dir_with_seeds_and_a_failed_cell(runs, tmp_path, capsys):
+    run_dir = tmp_path / "study"
+
+    def cell(cell_id, source, condition, seed, status="done"):
+        directory = run_dir / "cells" / cell_id
+        if status == "done":
+            shutil.copytree(source, directory / "lm_eval")
+        else:
+            directory.mkdir(parents=True)
+        record = {"condition": condition, "family": "reversal", "seed": seed, "model": "tiny", "adapter": None,
+                  "status": status, "error": "CUDA out of memory" if status == "failed" else None, "wall_seconds": 1.0}  # fmt: skip
+        (directory / "cell.json").write_text(json.dumps(record))
+
+    cell("base", runs / "base", "base", None)
+    cell("ft_local-s1", runs / "adapter", "ft_local", 1)
+    cell("ft_local-s2", runs / "adapter", "ft_local", 2)
+    cell("ft_global-s1", None, "ft_global", 1, status="failed")
+    cell("ft_global-s2", None, "ft_global", 2, status="running")
+
+    code, out, err = _compare(capsys, run_dir)
+    assert code == 0, err
+    # conditions come from cell.json; the base cell's stray ICL task is not counted as base
+    assert [r.split()[0] for r in out.splitlines()[2:6]] == ["base", "ft_local", "chance", "n"]
+    assert out.splitlines()[5].split()[2:] == [str(LIMIT), str(LIMIT)]  # items per seed
+    assert "*" in out  # ft_local pooled over two seeds
+    report = (run_dir / "report.md").read_text()  # default --out: the RUN_DIR itself
+    assert (run_dir / "figure.png").exists()
+    assert "2 seeds: mean" in report
+    assert "| ft_global-s1 | ft_global | reversal | 1 | failed | CUDA out of memory |" in report
+    assert "| ft_global-s2 | ft_global | reversal | 2 | running |" in report
+    # the seedless base cell pairs with each seed of ft_local
+    assert "| reversal | forward | base | ft_local | 1 | 6 |" in report
+    assert "| reversal | forward | base | ft_local | 2 | 6 |" in report
+
+
+@pytest.mark.integration
+def test_newest_results_file_of_a_model_dir_counts(runs, tmp_path, capsys):
+    run = tmp_path / "adapter"
+    shutil.copytree(runs / "adapter", run)
+    (_results_file(run).parent / "results_2000-01-01T00-00-00.000000.json").write_text("{ broken")
+    code, _, err = _compare(capsys, run, "--out", tmp_path / "cmp")
+    assert code == 0, err
+
+
+def _assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert err.startswith("icl-ft: error:") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.integration
+def test_bad_input_is_a_one_line_error_and_keeps_the_previous_report(runs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "report.md").write_text("previous report\n")
+
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(runs / "adapter", corrupted)
+    results = _results_file(corrupted)
+    results.write_text(results.read_text()[:200])  # cut short, as by a full disk
+    code, _, err = _compare(capsys, runs / "base", corrupted, "--out", out)
+    _assert_one_line_error(code, err, str(results), "not valid JSON", "rerun")
+
+    no_samples = tmp_path / "no-samples"
+    shutil.copytree(runs / "adapter", no_samples)
+    for path in no_samples.rglob("samples_icl_ft_semantic_rephrase_ft_*.jsonl"):
+        path.unlink()
+    code, _, err = _compare(capsys, no_samples, "--out", out)
+    _assert_one_line_error(code, err, "icl_ft_semantic_rephrase_ft", "--log_samples")
+
+    bad_sample = tmp_path / "bad-sample"
+    shutil.copytree(runs / "adapter", bad_sample)
+    (samples,) = bad_sample.rglob("samples_icl_ft_reversal_forward_ft_*.jsonl")
+    samples.write_text(samples.read_text() + '{"doc_id": 99, "tru')
+    code, _, err = _compare(capsys, bad_sample, "--out", out)
+    _assert_one_line_error(code, err, f"{samples}:{LIMIT + 1}", "--log_samples")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _compare(capsys, empty, "--out", out)
+    _assert_one_line_error(code, err, str(empty), "no lm-eval results_*.json")
+
+    twin = tmp_path / "twin"
+    shutil.copytree(runs / "adapter", twin)
+    code, _, err = _compare(capsys, runs / "adapter", twin, "--out", out)
+    _assert_one_line_error(code, err, "in two runs", "pass only one")
+
+    assert (out / "report.md").read_text() == "previous report\n"
+    assert not (out / "figure.png").exists()
