@@ -5,4 +5,4 @@ context, then inferences linking one fact to the rest), `oracle` (the data gener
 valid statements: an upper-bound control, written to its own file). See `augment.__main__`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"  # 0.1.1: lost_entity applies to one-sentence sources only

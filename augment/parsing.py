@@ -22,7 +22,8 @@ Filters, in order (the first that applies is the reason counted):
 - `new_nonsense_word`: a word that is neither English (wordfreq) nor in the source/context:
   the model invented an entity (or misspelt one), so the sentence states a false fact;
 - `off_topic`: mentions none of the source's nonsense entities (e.g. a copied demonstration);
-- `lost_entity` (only with `require_all_entities`, for rephrasings and reversals of one fact):
+- `lost_entity` (only with `require_all_entities`, for rephrasings and reversals of a
+  one-sentence fact):
   leaves out one of the source's entities ("vimo are more popular than Moe"), so it is not a
   restatement of the fact;
 - `duplicate`: a sentence already kept for the same source item.
@@ -125,7 +126,11 @@ def parse_generation(
     pieces = split_sentences(cut_at_stop(generation, stop_strings), first_kind)
     copied = copies | {normalize(source)}
     entities = nonsense_words(source)
-    required = entities if require_all_entities else set()
+    # A restatement of ONE fact must keep all its entities. A multi-sentence source (a
+    # semantic document about a category and its relatives) has more entities than any
+    # one restated sentence can hold; mentioning one of them (else `off_topic`) is the rule.
+    one_fact = len(_SENTENCE_END.split(source.strip())) == 1
+    required = entities if require_all_entities and one_fact else set()
     kept, dropped = [], []
     for index, (kind, sentence) in enumerate(pieces):
         reason = _drop_reason(sentence, index == len(pieces) - 1, max_words, copied, context_words, entities, required,

@@ -65,6 +65,14 @@ def test_every_drop_reason_is_counted():
     assert sum(counts.values()) + len(kept) == 9
 
 
+def test_restating_one_sentence_of_a_document_keeps_only_that_sentences_entities():
+    document = "Here is what is known about plafas. Plafas have smosas. A proma is a kind of plafa."
+    generation = " Plafas are known to have smosas.\n2. Smosas are had by plafas.\n3. Dogs have tails.\n"
+    kept, dropped = parse(generation, source=document, context_words=words_of(document), require_all_entities=True)
+    assert [s.text for s in kept] == ["Plafas are known to have smosas.", "Smosas are had by plafas."]
+    assert [d.reason for d in dropped] == ["off_topic"]
+
+
 def test_inferences_may_leave_out_an_entity_of_the_source():
     kept, _ = parse(" glon are bigger than snirp.\n", context_words=words_of(SOURCE + " snirp"))
     assert [s.text for s in kept] == ["glon are bigger than snirp."]
