@@ -41,8 +41,9 @@ def run_cli(args: argparse.Namespace) -> int:
         progress.setLevel(logging.INFO)
         progress.propagate = False
     # lm-eval, transformers and datasets log every request batch and file; keep their warnings only.
-    for noisy in ("lm_eval", "lm-eval", "transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
+    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
     started = time.monotonic()
     try:
         plan = build_plan(

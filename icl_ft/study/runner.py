@@ -175,7 +175,7 @@ def run_study(plan: StudyPlan, run_dir: str | Path) -> Outcome:
         torch.set_num_threads(plan.threads)
     steps = steps_of(plan)
     todo = [s for s in steps if not run.is_done(s)]
-    outcome = Outcome(run.root, [], [s.id for s in steps if s not in todo], {}, {})
+    outcome = Outcome(run.root, [], [s.label for s in steps if s not in todo], {}, {})
     logger.info(
         "study %s: %d steps (%d done already, %d to run), preset %s, seeds %s",
         run.root, len(steps), len(steps) - len(todo), len(todo), plan.preset, plan.seeds,
@@ -193,7 +193,7 @@ def run_study(plan: StudyPlan, run_dir: str | Path) -> Outcome:
             executed = True
         seconds = time.monotonic() - started
         if error is None:
-            outcome.done.append(step.id)
+            outcome.done.append(step.label)
             outcome.seconds_by_kind[step.kind] = outcome.seconds_by_kind.get(step.kind, 0.0) + seconds
         else:
             failed[step] = error
