@@ -256,3 +256,37 @@ def test_corrupted_plan_file_is_a_one_line_error(tiny_model, tmp_path):
     (tmp_path / "study.json").write_text("{")
     with pytest.raises(StudyError, match="not a study plan"):
         runner.run_study(plan_for(tiny_model("llama")), tmp_path)
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+def test_table_cells_show_mean_spread_and_missing_seeds():
+    assert runner._format([0.5, 0.7], 2) == "0.600±0.141"
+    assert runner._format([0.5], 3) == "0.500 (1/3)"
+    assert runner._format([], 1) == "-"
+
+
+def test_progress_lines_have_elapsed_and_eta(tiny_model, caplog):
+    import logging
+
+    plan = plan_for(tiny_model("llama"))
+    todo = steps_of(plan)
+    progress = runner.Progress(plan, todo)
+    with caplog.at_level(logging.INFO, logger="icl_ft.study"):
+        progress.finished(todo[0], "done", 5.0, executed=True)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"[1/{len(todo)}] done") and "augment reversal-local" in line
+    assert "elapsed 0:00:" in line and "ETA " in line
+
+
+def test_small_and_paper_presets_resolve_for_every_family(tiny_model):
+    from lm_eval_tasks.api import FAMILIES, generate_family
+
+    tasks = ",".join(f"icl_ft_{f}" for f in FAMILIES)
+    for preset in ("small", "paper"):
+        plan = build_plan(str(tiny_model("llama")), tasks, preset=preset, seeds="1,2,3", threads=2)
+        assert plan.families == list(FAMILIES) and plan.seeds == [1, 2, 3] and plan.finetune["threads"] == 2
+        if preset == "small":  # the small data options are valid generator options
+            for family in FAMILIES:
+                generate_family(family, plan.data_seed, **plan.options(family))
