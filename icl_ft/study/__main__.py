@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oracle", action="store_true", help="add ft_oracle (FT + the generator's oracle statements)")
     parser.add_argument("--limit", type=int, default=None, help="test items per split (overrides the preset)")
     parser.add_argument("--steps", type=int, default=None, help="finetuning steps per adapter (overrides the preset)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = the preset's; small: 1, paper: one per core)")
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ class Preset:
     # lm-eval --limit per leaf task (None: every test item)
     limit: int | None = None
     batch_size: int = 1  # lm-eval batch size of the scoring cells
+    threads: int = 0  # torch CPU threads (0: torch's default, one per core)
 
 
 PRESETS = {
@@ -61,15 +62,18 @@ PRESETS = {
         finetune={"steps": 12, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 2, "save_steps": 4,
                   "logging_steps": 4, "verify_texts": 8, "precision": "auto"},  # fmt: skip
         # Generation on CPU is slow (a batch of 8 local prompts took ~2.5 min on a loaded machine):
-        # one batch of local items and two global documents per family. The rest of the facts get
+        # one batch of 8 local items and of 4 global documents per family (with 2, SmolLM2 kept no sentence). The rest of the facts get
         # no augmentation in this preset, so ft_local / ft_global differ little from ft here.
         augment={
             "local": {"max_new_tokens": 40, "batch_size": 8, "limit": 8},
-            "global": {"max_new_tokens": 48, "batch_size": 2, "limit": 2, "context_token_budget": 1000,
+            "global": {"max_new_tokens": 48, "batch_size": 4, "limit": 4, "context_token_budget": 1000,
                        "context": "facts"},  # fmt: skip
             "oracle": {},
         },
         limit=6,
+        # On 2 cores shared with other jobs one thread was 2-3x faster than two (generation of
+        # 20 tokens x 8 prompts: 25 s vs 60-75 s; oversubscribed threads spin). --threads 2 on an idle machine.
+        threads=1,
     ),
     "paper": Preset(
         name="paper",
@@ -196,6 +200,7 @@ def build_plan(
     families = families_from_tasks(tasks)
     model_path = check_model(model)
     chosen = PRESETS[preset]
+    threads = threads or chosen.threads
     finetune = dict(chosen.finetune)
     if steps is not None:
         if steps < 1:

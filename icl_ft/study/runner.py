@@ -227,6 +227,8 @@ def _execute(plan: StudyPlan, run: RunDir, step: Step) -> str | None:
         if step.kind == "adapter":
             mode = AUGMENT_MODE[step.condition]
             extra = [str(run.augment_output(step.family, mode))] if mode else []
+            if mode:
+                check_augmentation(run.augment_output(step.family, mode))
             run_finetune(plan, run.adapter_dir(step), step.family, step.seed, extra)
             return None
         return _score(plan, run, step, started)
@@ -259,6 +261,17 @@ def _score(plan: StudyPlan, run: RunDir, step: Step, started: float) -> None:
     if results_file(cell_dir) is None:
         raise RuntimeError(f"lm-eval wrote no results file under {cell_dir / LM_EVAL_DIR}")
     _write_cell(plan, run, step, "done", None, time.monotonic() - started)
+
+
+def check_augmentation(output: Path) -> None:
+    """An augmentation that kept no sentence would train a copy of the `ft` adapter: say so instead."""
+    summary = json.loads(output.with_name(output.stem + ".summary.json").read_text())
+    if not summary.get("kept"):
+        reasons = ", ".join(f"{r} {n}" for r, n in summary.get("dropped_by_reason", {}).items() if n) or "none generated"
+        raise StudyError(
+            f"{output.name} kept no sentence ({reasons}); augment more items (the preset's augment limit) "
+            "or use a stronger generator"
+        )
 
 
 def check_adapter_base(adapter: Path, model: str) -> None:
