@@ -290,3 +290,12 @@ def test_small_and_paper_presets_resolve_for_every_family(tiny_model):
         if preset == "small":  # the small data options are valid generator options
             for family in FAMILIES:
                 generate_family(family, plan.data_seed, **plan.options(family))
+
+
+def test_an_augmentation_that_kept_nothing_is_a_clear_adapter_error(tmp_path):
+    output = tmp_path / "reversal-global.jsonl"
+    output.write_text("")
+    summary = {"kept": 0, "dropped_by_reason": {"empty": 0, "new_nonsense_word": 7}}
+    (tmp_path / "reversal-global.summary.json").write_text(json.dumps(summary))
+    with pytest.raises(StudyError, match=r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7\)"):
+        runner.check_augmentation(output)

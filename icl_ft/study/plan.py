@@ -48,31 +48,30 @@ class Preset:
 PRESETS = {
     "small": Preset(
         name="small",
-        description="CPU demo: small data, short training, limited augmentation and scoring (< 30 min on 2 cores)",
+        description="CPU demo: small data, short training, limited global augmentation (< 30 min on 2 busy cores)",
         family_options={
-            "reversal": {"num_facts": 16, "examples_per_fact": 4},
-            "syllogism": {"num_items": 16},
+            "reversal": {"num_facts": 20, "examples_per_fact": 5},
+            "syllogism": {"num_items": 24},
             "semantic": {"preset": "small"},
             "reversal_curse": {"num_celebrities": 16, "train_phrasings": 4},
         },
-        # 12 steps of 8 units: ~1.5 passes over the small reversal set, 6 passes over the syllogisms.
-        # The learning rate is above the paper's 3e-4 because so few steps barely move a LoRA
-        # adapter at 3e-4. Nine adapters (3 families x ft, ft_local, ft_global) dominate the run
-        # time (~3 s per step on 2 busy cores), hence the few steps.
-        finetune={"steps": 12, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 2, "save_steps": 4,
-                  "logging_steps": 4, "verify_texts": 8, "precision": "auto"},  # fmt: skip
-        # Generation on CPU is slow (a batch of 8 local prompts took ~2.5 min on a loaded machine):
-        # one batch of 8 local items and of 4 global documents per family (with 2, SmolLM2 kept no sentence). The rest of the facts get
-        # no augmentation in this preset, so ft_local / ft_global differ little from ft here.
+        # 60 steps of 8 units: ~5 passes over the reversal set, 20 over the syllogisms, ~1.5 over
+        # the semantic sentences. The learning rate is above the paper's 3e-4 because so few
+        # steps barely move a LoRA adapter at 3e-4.
+        finetune={"steps": 60, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 5, "save_steps": 20,
+                  "logging_steps": 10, "verify_texts": 8, "precision": "auto"},  # fmt: skip
+        # Local augmentation of every fact; global augmentation of 16 documents per family (each
+        # generation sees the facts in context, trimmed to 1500 tokens).
         augment={
-            "local": {"max_new_tokens": 40, "batch_size": 8, "limit": 8},
-            "global": {"max_new_tokens": 48, "batch_size": 4, "limit": 4, "context_token_budget": 1000,
+            "local": {"max_new_tokens": 48, "batch_size": 8},
+            "global": {"max_new_tokens": 64, "batch_size": 4, "limit": 16, "context_token_budget": 1500,
                        "context": "facts"},  # fmt: skip
             "oracle": {},
         },
-        limit=6,
-        # On 2 cores shared with other jobs one thread was 2-3x faster than two (generation of
-        # 20 tokens x 8 prompts: 25 s vs 60-75 s; oversubscribed threads spin). --threads 2 on an idle machine.
+        limit=20,
+        # On 2 cores shared with other jobs one thread was 2-7x faster than two (generation of
+        # 20 tokens x 8 prompts: 25 s vs 60-75 s; local augmentation of 8 facts: 15 s vs 108 s),
+        # because oversubscribed threads spin. Pass --threads 2 on an idle machine.
         threads=1,
     ),
     "paper": Preset(
