@@ -252,7 +252,10 @@ def test_an_adapter_of_another_base_model_is_reported(run_copy, monkeypatch):
     assert adapter.is_dir()  # nothing is deleted
 
 
-def test_corrupted_plan_file_is_a_one_line_error(tiny_model, tmp_path):
+def test_corrupted_plan_file_or_out_file_is_a_one_line_error(tiny_model, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StudyError, match="is a file, not a run directory"):
+        runner.run_study(plan_for(tiny_model("llama")), tmp_path / "a-file")
     (tmp_path / "study.json").write_text("{")
     with pytest.raises(StudyError, match="not a study plan"):
         runner.run_study(plan_for(tiny_model("llama")), tmp_path)
@@ -297,5 +300,5 @@ def test_an_augmentation_that_kept_nothing_is_a_clear_adapter_error(tmp_path):
     output.write_text("")
     summary = {"kept": 0, "dropped_by_reason": {"empty": 0, "new_nonsense_word": 7}}
     (tmp_path / "reversal-global.summary.json").write_text(json.dumps(summary))
-    with pytest.raises(StudyError, match=r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7\)"):
+    with pytest.raises(StudyError, match=r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7; see reversal-global.dropped.jsonl\), so this adapter would equal ft"):
         runner.check_augmentation(output)

@@ -153,6 +153,8 @@ def prepare(plan: StudyPlan, run_dir: Path) -> StudyPlan:
     """Refuse a RUN_DIR made with a contradicting plan; record the (possibly extended) plan."""
     from icl_ft.study.cells import write_json_atomic
 
+    if run_dir.exists() and not run_dir.is_dir():
+        raise StudyError(f"--out {run_dir} is a file, not a run directory; choose a new --out")
     saved = load_saved_plan(run_dir / "study.json")
     recorded = plan
     if saved is not None:
@@ -270,8 +272,8 @@ def check_augmentation(output: Path) -> None:
     if not summary.get("kept"):
         reasons = ", ".join(f"{r} {n}" for r, n in summary.get("dropped_by_reason", {}).items() if n) or "none generated"
         raise StudyError(
-            f"{output.name} kept no sentence ({reasons}); augment more items (the preset's augment limit) "
-            "or use a stronger generator"
+            f"{output.name} kept no sentence ({reasons}; see {output.stem}.dropped.jsonl), so this adapter would "
+            "equal ft; augment more items (the preset's augment limit) or generate with a stronger model"
         )
 
 
