@@ -302,3 +302,33 @@ def test_an_augmentation_that_kept_nothing_is_a_clear_adapter_error(tmp_path):
     (tmp_path / "reversal-global.summary.json").write_text(json.dumps(summary))
     with pytest.raises(StudyError, match=r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7; see reversal-global.dropped.jsonl\), so this adapter would equal ft"):
         runner.check_augmentation(output)
+
+
+def test_a_study_killed_mid_cell_redoes_that_cell_on_rerun(tiny_model, tmp_path):
+    """SIGKILL while a cell is scored leaves it `running`; the rerun redoes it and keeps the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
+               "--out", str(run_dir), "--conditions", "base,icl", "--limit", "2"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    icl = Step("cell", "reversal", condition="icl")
+    run = RunDir(run_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run.read_cell(icl) or {}).get("status") == "running":
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run.read_cell(icl)["status"] == "running", "the study ended before the kill; nothing was tested"
+    assert run.is_done(Step("cell", "reversal", condition="base"))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 steps run, 1 already done, 0 failed" in result.stdout
+    assert run.is_done(icl)
