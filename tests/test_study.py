@@ -99,7 +99,8 @@ def test_full_grid_completes_with_lm_eval_files_per_cell(finished_run):
         state = json.loads((cell_dir / "cell.json").read_text())
         adapter = str(run_dir / "adapters" / f"reversal-{condition}-seed0") if seed is not None else None
         assert state["status"] == "done" and state["error"] is None and state["wall_seconds"] > 0
-        assert (state["condition"], state["family"], state["seed"], state["adapter"]) == (condition, "reversal", seed, adapter)
+        recorded = (state["condition"], state["family"], state["seed"], state["adapter"])
+        assert recorded == (condition, "reversal", seed, adapter)
         results = json.loads(results_file(cell_dir).read_text())
         prompt = "icl" if condition == "icl" else "ft"
         assert f"icl_ft_reversal_{prompt}" in results["results"]
@@ -107,7 +108,8 @@ def test_full_grid_completes_with_lm_eval_files_per_cell(finished_run):
         # the same data options for every cell: the scored items are the same
         assert results["configs"][f"icl_ft_reversal_forward_{prompt}"]["metadata"]["num_facts"] == 4
         samples = sorted(results_file(cell_dir).parent.glob("samples_*.jsonl"))
-        assert [p.name.split("_2")[0] for p in samples] == [f"samples_icl_ft_reversal_{s}_{prompt}" for s in ("forward", "reverse")]
+        expected = [f"samples_icl_ft_reversal_{split}_{prompt}" for split in ("forward", "reverse")]
+        assert [p.name.split("_2")[0] for p in samples] == expected
         assert len(samples[0].read_text().splitlines()) == 2  # limit=2
     table = runner.accuracy_table(run_dir)
     assert table.splitlines()[0].split() == ["family", *CONDITIONS] and "-" not in table.splitlines()[1].split()
@@ -192,7 +194,11 @@ def test_rerun_with_more_seeds_extends_the_run(run_copy, monkeypatch):
     plan, run_dir = run_copy
     calls = count_evaluations(monkeypatch)
     trained = []
-    monkeypatch.setattr(runner, "run_finetune", lambda plan, output, family, seed, extra: trained.append((output.name, seed)) or _fake_adapter(output, plan.model))  # noqa: E501
+    def fake_finetune(plan, output, family, seed, extra):
+        trained.append((output.name, seed))
+        _fake_adapter(output)
+
+    monkeypatch.setattr(runner, "run_finetune", fake_finetune)
     extended = build_plan(plan.model, "icl_ft_reversal", preset="tiny", seeds="0,1", conditions="ft")
     outcome = runner.run_study(extended, run_dir)
     assert outcome.failed == {} and trained == [("reversal-ft-seed1", 1)] and calls == ["icl_ft_reversal_ft"]
@@ -200,7 +206,7 @@ def test_rerun_with_more_seeds_extends_the_run(run_copy, monkeypatch):
     assert saved["seeds"] == [0, 1] and saved["conditions"] == CONDITIONS  # the union: what RUN_DIR holds
 
 
-def _fake_adapter(output, model):
+def _fake_adapter(output):
     """Stands in for finetune: copies the seed-0 adapter (the test is about bookkeeping)."""
     shutil.copytree(output.with_name("reversal-ft-seed0"), output)
 
@@ -221,7 +227,8 @@ def test_cli_bad_input_is_one_line_and_does_no_work(tmp_path, capsys, monkeypatc
     from icl_ft.cli import main
 
     forbid_work(monkeypatch)
-    code = main(["study", "--model", str(tmp_path / "missing"), "--tasks", "icl_ft_reversal", "--out", str(tmp_path / "r")])
+    out = str(tmp_path / "r")
+    code = main(["study", "--model", str(tmp_path / "missing"), "--tasks", "icl_ft_reversal", "--out", out])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--model" in err and "icl-ft model path" in err
     assert not (tmp_path / "r").exists()
@@ -300,7 +307,8 @@ def test_an_augmentation_that_kept_nothing_is_a_clear_adapter_error(tmp_path):
     output.write_text("")
     summary = {"kept": 0, "dropped_by_reason": {"empty": 0, "new_nonsense_word": 7}}
     (tmp_path / "reversal-global.summary.json").write_text(json.dumps(summary))
-    with pytest.raises(StudyError, match=r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7; see reversal-global.dropped.jsonl\), so this adapter would equal ft"):
+    expected = r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7; see reversal-global.dropped.jsonl\), so"
+    with pytest.raises(StudyError, match=expected + " this adapter would equal ft"):
         runner.check_augmentation(output)
 
 

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from icl_ft.study.plan import CONDITIONS, DEFAULT_CONDITIONS
 
     parser.add_argument("--model", required=True, help="base model: a Hugging Face model directory")
-    parser.add_argument("--tasks", required=True, help="comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic")
+    parser.add_argument(
+        "--tasks", required=True, help="comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic",
+    )
     parser.add_argument("--out", required=True, help="run directory; rerun the same command to resume")
     parser.add_argument("--preset", default="small", help="small (CPU, default) or paper (GPU scale)")
     parser.add_argument("--seeds", default="0", help="finetuning seeds, comma-separated, e.g. 1,2,3")
@@ -25,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oracle", action="store_true", help="add ft_oracle (FT + the generator's oracle statements)")
     parser.add_argument("--limit", type=int, default=None, help="test items per split (overrides the preset)")
     parser.add_argument("--steps", type=int, default=None, help="finetuning steps per adapter (overrides the preset)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = the preset's; small: 1, paper: one per core)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0 = the preset's; small: 1, paper: one per core)"
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -273,5 +273,7 @@ def load_saved_plan(path: Path) -> dict[str, Any] | None:
         if not isinstance(saved, dict) or "model" not in saved:
             raise ValueError
     except (OSError, ValueError):
-        raise StudyError(f"{path} is not a study plan (unreadable or corrupted); use a new --out or delete it") from None
+        raise StudyError(
+            f"{path} is not a study plan (unreadable or corrupted); use a new --out or delete it"
+        ) from None
     return saved

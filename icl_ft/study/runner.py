@@ -270,7 +270,8 @@ def check_augmentation(output: Path) -> None:
     """An augmentation that kept no sentence would train a copy of the `ft` adapter: say so instead."""
     summary = json.loads(output.with_name(output.stem + ".summary.json").read_text())
     if not summary.get("kept"):
-        reasons = ", ".join(f"{r} {n}" for r, n in summary.get("dropped_by_reason", {}).items() if n) or "none generated"
+        dropped = summary.get("dropped_by_reason", {})
+        reasons = ", ".join(f"{r} {n}" for r, n in dropped.items() if n) or "none generated"
         raise StudyError(
             f"{output.name} kept no sentence ({reasons}; see {output.stem}.dropped.jsonl), so this adapter would "
             "equal ft; augment more items (the preset's augment limit) or generate with a stronger model"
@@ -285,7 +286,9 @@ def check_adapter_base(adapter: Path, model: str) -> None:
         raise StudyError(f"adapter {adapter} has no readable {ADAPTER_PROVENANCE}; delete it to retrain") from None
     base = provenance.get("base_model", {}).get("path")
     if base and Path(base).resolve() != Path(model).resolve():
-        raise StudyError(f"adapter {adapter} was trained on {base}, not {model}; delete it to retrain or use a new --out")
+        raise StudyError(
+            f"adapter {adapter} was trained on {base}, not {model}; delete it to retrain or use a new --out"
+        )
 
 
 # --- the summary table -------------------------------------------------------------------------
