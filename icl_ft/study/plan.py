@@ -69,9 +69,10 @@ PRESETS = {
             "oracle": {},
         },
         limit=20,
-        # On 2 cores shared with other jobs one thread was 2-7x faster than two (generation of
-        # 20 tokens x 8 prompts: 25 s vs 60-75 s; local augmentation of 8 facts: 15 s vs 108 s),
-        # because oversubscribed threads spin. Pass --threads 2 on an idle machine.
+        # On 2 cores shared with other jobs one thread was 2-3x faster than two (generation of
+        # 20 tokens x 8 prompts, back to back: 25 s vs 60-75 s; local augmentation of 8 facts in
+        # two study runs: 15 s vs 108 s, under different loads): oversubscribed threads spin.
+        # Pass --threads 2 on an idle machine.
         threads=1,
     ),
     "paper": Preset(
