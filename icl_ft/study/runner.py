@@ -170,7 +170,7 @@ def prepare(plan: StudyPlan, run_dir: Path) -> StudyPlan:
 
 
 def run_study(plan: StudyPlan, run_dir: str | Path) -> Outcome:
-    run = RunDir(Path(run_dir))
+    run = RunDir(Path(run_dir).resolve())  # absolute: cell.json's adapter paths must not depend on the cwd
     prepare(plan, run.root)
     if plan.threads:
         import torch
