@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build, installed before anything else so that no dependency pulls a CUDA torch.
 TORCH ?= torch==2.13.0
-RESULTS ?= results
+RUN_DIR ?= runs/study-small
 
 # Everything here runs offline: the Hugging Face hub is never contacted.
 export HF_HUB_OFFLINE := 1
@@ -24,11 +24,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# hf-prefix (icl_ft/prefix_scorer.py) is lm-eval's hf with the ICL prompts' shared prefix
-# computed once: same scores, the ICL tasks >10x faster.
+# The main job: every condition (base, ICL, FT, FT + local/global augmentation) on the
+# embedded model with the small preset; resumable (rerun skips finished steps).
 run: install
-	$(BIN)/lm_eval --model hf-prefix --model_args pretrained=$$($(BIN)/icl-ft model path) \
-		--tasks icl_ft --device cpu --batch_size 1 --output_path $(RESULTS)
+	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
+		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_semantic --out $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest

@@ -5,6 +5,7 @@
     icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
     icl-ft finetune --family reversal --output-dir adapters/reversal   # = python -m finetune
     icl-ft augment --mode local --family reversal          # = python -m augment ...
+    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal --out runs/study   # the grid
     icl-ft compare results/base results/adapter            # accuracy table, McNemar, figure
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
@@ -71,6 +72,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from icl_ft.study.__main__ import run_cli
+
+    return run_cli(args)
+
+
 # Commands that are another package's own CLI: every flag after the command name is
 # theirs (so is `--help`), passed on untouched.
 DELEGATED_COMMANDS = {
@@ -118,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="where report.md and figure.png go (default: RUN_DIR, else ./compare)"
     )
     compare.set_defaults(run=_compare)
+
+    from icl_ft.study.__main__ import add_arguments
+
+    study = commands.add_parser("study", help="run the grid of conditions (base, ICL, FT, augmented FT) resumably")
+    add_arguments(study)
+    study.set_defaults(run=_study)
 
     for name, (_, help_text) in DELEGATED_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False).set_defaults(run=_delegate)

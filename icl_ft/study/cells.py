@@ -1,0 +1,155 @@
+"""The steps of a study and their on-disk state.
+
+    RUN_DIR/study.json                          the resolved plan
+    RUN_DIR/augment/<family>-<mode>.jsonl       (+ .summary.json) augmented training rows
+    RUN_DIR/adapters/<family>-<condition>-seed<k>/   LoRA adapters (finetune's atomic output)
+    RUN_DIR/cells/<cell_id>/cell.json           a scoring cell's state (written atomically)
+    RUN_DIR/cells/<cell_id>/lm_eval/            lm-eval's own results and samples files
+
+A step is done iff its atomic output exists: the augment JSONL with its summary, the adapter
+directory with its provenance file, a cell.json saying "done" whose lm-eval results file
+parses. Anything else (absent, `running` left by a killed run, `failed`, corrupted) is redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from icl_ft.study.plan import AUGMENT_MODE, StudyPlan
+
+CELL_FILE = "cell.json"
+LM_EVAL_DIR = "lm_eval"
+ADAPTER_PROVENANCE = "icl_ft_provenance.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    kind: str  # "augment" | "adapter" | "cell"
+    family: str
+    condition: str | None = None  # adapter and cell steps
+    mode: str | None = None  # augment steps
+    seed: int | None = None  # adapter steps and trained cells
+
+    @property
+    def id(self) -> str:
+        if self.kind == "augment":
+            return f"{self.family}-{self.mode}"
+        suffix = f"-seed{self.seed}" if self.seed is not None else ""
+        return f"{self.family}-{self.condition}{suffix}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def steps_of(plan: StudyPlan) -> list[Step]:
+    """Every step of the plan, dependencies first."""
+    steps: list[Step] = []
+    trained = [c for c in plan.conditions if c in AUGMENT_MODE]
+    for family in plan.families:
+        for condition in trained:
+            mode = AUGMENT_MODE[condition]
+            if mode:
+                steps.append(Step("augment", family, mode=mode))
+    for family in plan.families:
+        for seed in plan.seeds:
+            for condition in trained:
+                steps.append(Step("adapter", family, condition=condition, seed=seed))
+    for family in plan.families:
+        for condition in plan.conditions:
+            if condition in AUGMENT_MODE:
+                steps.extend(Step("cell", family, condition=condition, seed=seed) for seed in plan.seeds)
+            else:
+                steps.append(Step("cell", family, condition=condition))
+    return steps
+
+
+def dependencies(step: Step) -> list[Step]:
+    if step.kind == "adapter":
+        mode = AUGMENT_MODE[step.condition]
+        return [Step("augment", step.family, mode=mode)] if mode else []
+    if step.kind == "cell" and step.condition in AUGMENT_MODE:
+        return [Step("adapter", step.family, condition=step.condition, seed=step.seed)]
+    return []
+
+
+class RunDir:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def plan_file(self) -> Path:
+        return self.root / "study.json"
+
+    def augment_output(self, family: str, mode: str) -> Path:
+        return self.root / "augment" / f"{family}-{mode}.jsonl"
+
+    def adapter_dir(self, step: Step) -> Path:
+        return self.root / "adapters" / f"{step.family}-{step.condition}-seed{step.seed}"
+
+    def cell_dir(self, step: Step) -> Path:
+        return self.root / "cells" / step.id
+
+    def output_of(self, step: Step) -> Path:
+        if step.kind == "augment":
+            return self.augment_output(step.family, step.mode)
+        if step.kind == "adapter":
+            return self.adapter_dir(step)
+        return self.cell_dir(step)
+
+    # --- done-ness -------------------------------------------------------------------------
+
+    def is_done(self, step: Step) -> bool:
+        if step.kind == "augment":
+            output = self.augment_output(step.family, step.mode)
+            return output.is_file() and output.with_name(output.stem + ".summary.json").is_file()
+        if step.kind == "adapter":
+            return _parses(self.adapter_dir(step) / ADAPTER_PROVENANCE)
+        state = self.read_cell(step)
+        return bool(state) and state.get("status") == "done" and results_file(self.cell_dir(step)) is not None
+
+    def read_cell(self, step: Step) -> dict[str, Any] | None:
+        """The cell's state, or None if absent or corrupted (then the cell is redone)."""
+        try:
+            state = json.loads((self.cell_dir(step) / CELL_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def write_cell(self, step: Step, **state: Any) -> None:
+        write_json_atomic(self.cell_dir(step) / CELL_FILE, state)
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def results_file(cell_dir: Path) -> Path | None:
+    """The newest lm-eval results file of a cell that parses and has results, else None."""
+    for path in sorted((cell_dir / LM_EVAL_DIR).glob("*/results_*.json"), reverse=True):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(results, dict) and results.get("results"):
+            return path
+    return None

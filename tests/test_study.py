@@ -1,0 +1,342 @@
+"""`icl-ft study`: the grid of conditions on a tiny random model, resume, failures, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from icl_ft.study import StudyError, runner
+from icl_ft.study.cells import RunDir, Step, results_file, steps_of
+from icl_ft.study.plan import PRESETS, Preset, build_plan
+
+pytestmark = pytest.mark.integration
+
+TINY = Preset(
+    name="tiny",
+    description="tests: a few facts, 2 training steps, 2 test items per split",
+    family_options={"reversal": {"num_facts": 4, "examples_per_fact": 2}},
+    finetune={"steps": 2, "batch_size": 2, "save_steps": 1, "logging_steps": 1, "verify_texts": 2,
+              "min_loglik_change": 0.0, "precision": "fp32"},  # fmt: skip
+    augment={"local": {"max_new_tokens": 8, "limit": 2}, "global": {"max_new_tokens": 8, "limit": 2,
+             "context_token_budget": 200}, "oracle": {}},  # fmt: skip
+    limit=2,
+)
+CONDITIONS = ["base", "icl", "ft", "ft_local", "ft_global", "ft_oracle"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny", TINY)
+
+
+def scripted_augment(monkeypatch):
+    """A scripted generator instead of the tiny model's gibberish (which yields no usable sentence)."""
+    import augment.__main__
+
+    from tests.test_augment_run import ScriptedGenerator
+
+    monkeypatch.setattr(augment.__main__, "_load_backend", lambda cfg: ScriptedGenerator())
+
+
+def plan_for(model, **overrides):
+    return build_plan(str(model), "icl_ft_reversal", preset="tiny", oracle=True, **overrides)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model, tmp_path_factory):
+    """One full grid (every condition, seed 0), run once for the module; tests work on copies."""
+    run_dir = tmp_path_factory.mktemp("study") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(PRESETS, "tiny", TINY)
+        scripted_augment(patch)
+        plan = plan_for(tiny_model("llama"))
+        outcome = runner.run_study(plan, run_dir)
+    return plan, run_dir, outcome
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    plan, run_dir, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return plan, copy
+
+
+def forbid_work(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished step was run again")
+
+    for name in ("run_augment", "run_finetune", "evaluate"):
+        monkeypatch.setattr(runner, name, forbidden)
+
+
+def count_evaluations(monkeypatch) -> list:
+    calls = []
+    real = runner.evaluate
+
+    def counting(model, model_args, task, *args, **kwargs):
+        calls.append(task)
+        return real(model, model_args, task, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", counting)
+    return calls
+
+
+def test_full_grid_completes_with_lm_eval_files_per_cell(finished_run):
+    plan, run_dir, outcome = finished_run
+    assert outcome.failed == {}
+    assert len(outcome.done) == len(steps_of(plan)) == 3 + 4 + 6  # augment modes, adapters, cells
+    saved = json.loads((run_dir / "study.json").read_text())
+    assert saved["conditions"] == CONDITIONS and saved["families"] == ["reversal"] and saved["seeds"] == [0]
+    assert saved["family_options"] == {"reversal": {"num_facts": 4, "examples_per_fact": 2}}
+    for mode in ("local", "global", "oracle"):
+        assert (run_dir / "augment" / f"reversal-{mode}.jsonl").stat().st_size > 0
+    for condition in CONDITIONS:
+        seed = 0 if condition.startswith("ft") else None
+        cell_dir = run_dir / "cells" / (f"reversal-{condition}" + ("-seed0" if seed is not None else ""))
+        state = json.loads((cell_dir / "cell.json").read_text())
+        adapter = str(run_dir / "adapters" / f"reversal-{condition}-seed0") if seed is not None else None
+        assert state["status"] == "done" and state["error"] is None and state["wall_seconds"] > 0
+        recorded = (state["condition"], state["family"], state["seed"], state["adapter"])
+        assert recorded == (condition, "reversal", seed, adapter)
+        results = json.loads(results_file(cell_dir).read_text())
+        prompt = "icl" if condition == "icl" else "ft"
+        assert f"icl_ft_reversal_{prompt}" in results["results"]
+        assert results["config"]["model"] == ("hf-prefix" if condition == "icl" else "hf")
+        # the same data options for every cell: the scored items are the same
+        assert results["configs"][f"icl_ft_reversal_forward_{prompt}"]["metadata"]["num_facts"] == 4
+        samples = sorted(results_file(cell_dir).parent.glob("samples_*.jsonl"))
+        expected = [f"samples_icl_ft_reversal_{split}_{prompt}" for split in ("forward", "reverse")]
+        assert [p.name.split("_2")[0] for p in samples] == expected
+        assert len(samples[0].read_text().splitlines()) == 2  # limit=2
+    table = runner.accuracy_table(run_dir)
+    assert table.splitlines()[0].split() == ["family", *CONDITIONS] and "-" not in table.splitlines()[1].split()
+
+
+def test_rerun_skips_every_finished_step(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    forbid_work(monkeypatch)
+    outcome = runner.run_study(plan, run_dir)
+    assert outcome.done == [] and outcome.failed == {} and len(outcome.skipped) == len(steps_of(plan))
+
+
+def test_interrupted_and_corrupted_cells_are_redone_and_nothing_else(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    icl, ft = Step("cell", "reversal", condition="icl"), Step("cell", "reversal", condition="ft", seed=0)
+    state = run.read_cell(icl)
+    run.write_cell(icl, **{**state, "status": "running"})  # killed mid-cell
+    results_file(run.cell_dir(ft)).write_text('{"results": {"icl_ft_rev')  # torn results file
+    calls = count_evaluations(monkeypatch)
+    monkeypatch.setattr(runner, "run_finetune", lambda *a, **k: pytest.fail("adapters are done"))
+    outcome = runner.run_study(plan, run_dir)
+    assert sorted(calls) == ["icl_ft_reversal_ft", "icl_ft_reversal_icl"] and outcome.failed == {}
+    assert run.read_cell(icl)["status"] == "done" and run.is_done(ft)
+    assert len(list((run.cell_dir(ft) / "lm_eval").glob("*/results_*.json"))) == 1  # the torn one is gone
+
+
+def test_killed_adapter_training_resumes_and_corrupted_cell_file_is_redone(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    adapter = Step("adapter", "reversal", condition="ft_local", seed=0)
+    shutil.rmtree(run.adapter_dir(adapter))  # as if killed before finetune published it
+    cell = Step("cell", "reversal", condition="ft_local", seed=0)
+    (run.cell_dir(cell) / "cell.json").write_text("{not json")
+    trained = []
+    real = runner.run_finetune
+    monkeypatch.setattr(runner, "run_finetune", lambda *a, **k: (trained.append(a[1]), real(*a, **k)))
+    calls = count_evaluations(monkeypatch)
+    outcome = runner.run_study(plan, run_dir)
+    assert outcome.failed == {} and trained == [run.adapter_dir(adapter)] and calls == ["icl_ft_reversal_ft"]
+
+
+def test_a_failing_step_is_recorded_and_the_others_continue(tiny_model, tmp_path, monkeypatch):
+    scripted_augment(monkeypatch)
+    real_evaluate = runner.evaluate
+
+    def evaluate(model, model_args, task, *args, **kwargs):
+        if task == "icl_ft_reversal_icl":
+            raise RuntimeError("out of memory\nwith a long traceback-like second line")
+        return real_evaluate(model, model_args, task, *args, **kwargs)
+
+    real_run_augment = runner.run_augment
+
+    def run_augment(plan, output, family, mode):
+        if mode == "global":
+            raise ValueError("the generator broke")
+        return real_run_augment(plan, output, family, mode)
+
+    monkeypatch.setattr(runner, "evaluate", evaluate)
+    monkeypatch.setattr(runner, "run_augment", run_augment)
+    plan = plan_for(tiny_model("llama"))
+    run_dir = tmp_path / "run"
+    outcome = runner.run_study(plan, run_dir)
+    run = RunDir(run_dir)
+    assert set(outcome.failed) == {"cell reversal-icl", "augment reversal-global", "adapter reversal-ft_global-seed0",
+                                   "cell reversal-ft_global-seed0"}  # fmt: skip
+    icl = run.read_cell(Step("cell", "reversal", condition="icl"))
+    assert icl["status"] == "failed" and icl["error"] == "RuntimeError: out of memory"
+    blocked = run.read_cell(Step("cell", "reversal", condition="ft_global", seed=0))
+    assert blocked["status"] == "failed" and "augment reversal-global failed" in blocked["error"]
+    for condition, seed in [("base", None), ("ft", 0), ("ft_local", 0), ("ft_oracle", 0)]:
+        assert run.is_done(Step("cell", "reversal", condition=condition, seed=seed))
+    # the failures are redone by the next run; nothing finished is redone
+    monkeypatch.setattr(runner, "evaluate", real_evaluate)
+    monkeypatch.setattr(runner, "run_augment", real_run_augment)
+    calls = count_evaluations(monkeypatch)
+    assert runner.run_study(plan, run_dir).failed == {}
+    assert sorted(calls) == ["icl_ft_reversal_ft", "icl_ft_reversal_icl"]
+
+
+def test_rerun_with_more_seeds_extends_the_run(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    calls = count_evaluations(monkeypatch)
+    trained = []
+    def fake_finetune(plan, output, family, seed, extra):
+        trained.append((output.name, seed))
+        _fake_adapter(output)
+
+    monkeypatch.setattr(runner, "run_finetune", fake_finetune)
+    extended = build_plan(plan.model, "icl_ft_reversal", preset="tiny", seeds="0,1", conditions="ft")
+    outcome = runner.run_study(extended, run_dir)
+    assert outcome.failed == {} and trained == [("reversal-ft-seed1", 1)] and calls == ["icl_ft_reversal_ft"]
+    saved = json.loads((run_dir / "study.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["conditions"] == CONDITIONS  # the union: what RUN_DIR holds
+
+
+def _fake_adapter(output):
+    """Stands in for finetune: copies the seed-0 adapter (the test is about bookkeeping)."""
+    shutil.copytree(output.with_name("reversal-ft-seed0"), output)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_unknown_task_and_non_model_path_are_one_line_errors(tiny_model, tmp_path):
+    with pytest.raises(StudyError, match=r"unknown task 'icl_ft_nope'.*icl_ft_reversal,.*icl_ft_syllogism"):
+        build_plan(str(tiny_model("llama")), "icl_ft_reversal,icl_ft_nope", preset="tiny")
+    with pytest.raises(StudyError, match="has no config.json, so it is not a model directory"):
+        build_plan(str(tmp_path), "icl_ft_reversal", preset="tiny")
+    with pytest.raises(StudyError, match="unknown condition"):
+        build_plan(str(tiny_model("llama")), "icl_ft_reversal", preset="tiny", conditions="ft,zero_shot")
+
+
+def test_cli_bad_input_is_one_line_and_does_no_work(tmp_path, capsys, monkeypatch):
+    from icl_ft.cli import main
+
+    forbid_work(monkeypatch)
+    out = str(tmp_path / "r")
+    code = main(["study", "--model", str(tmp_path / "missing"), "--tasks", "icl_ft_reversal", "--out", out])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--model" in err and "icl-ft model path" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_with_a_different_plan_is_refused_and_kept(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    before = (run_dir / "study.json").read_text()
+    forbid_work(monkeypatch)
+    with pytest.raises(StudyError, match=r"different plan \(limit differ\).*new --out"):
+        runner.run_study(build_plan(plan.model, "icl_ft_reversal", preset="tiny", limit=3), run_dir)
+    assert (run_dir / "study.json").read_text() == before
+
+
+def test_an_adapter_of_another_base_model_is_reported(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    adapter = run.adapter_dir(Step("adapter", "reversal", condition="ft", seed=0))
+    provenance = json.loads((adapter / "icl_ft_provenance.json").read_text())
+    provenance["base_model"]["path"] = "/models/some-other-model"
+    (adapter / "icl_ft_provenance.json").write_text(json.dumps(provenance))
+    cell = Step("cell", "reversal", condition="ft", seed=0)
+    run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("must not score a mismatched adapter"))
+    outcome = runner.run_study(plan, run_dir)
+    error = outcome.failed["cell reversal-ft-seed0"]
+    assert "was trained on /models/some-other-model" in error and "delete it to retrain" in error
+    assert adapter.is_dir()  # nothing is deleted
+
+
+def test_corrupted_plan_file_or_out_file_is_a_one_line_error(tiny_model, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StudyError, match="is a file, not a run directory"):
+        runner.run_study(plan_for(tiny_model("llama")), tmp_path / "a-file")
+    (tmp_path / "study.json").write_text("{")
+    with pytest.raises(StudyError, match="not a study plan"):
+        runner.run_study(plan_for(tiny_model("llama")), tmp_path)
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+def test_table_cells_show_mean_spread_and_missing_seeds():
+    assert runner._format([0.5, 0.7], 2) == "0.600±0.141"
+    assert runner._format([0.5], 3) == "0.500 (1/3)"
+    assert runner._format([], 1) == "-"
+
+
+def test_progress_lines_have_elapsed_and_eta(tiny_model, caplog):
+    import logging
+
+    plan = plan_for(tiny_model("llama"))
+    todo = steps_of(plan)
+    progress = runner.Progress(plan, todo)
+    with caplog.at_level(logging.INFO, logger="icl_ft.study"):
+        progress.finished(todo[0], "done", 5.0, executed=True)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"[1/{len(todo)}] done") and "augment reversal-local" in line
+    assert "elapsed 0:00:" in line and "ETA " in line
+
+
+def test_small_and_paper_presets_resolve_for_every_family(tiny_model):
+    from lm_eval_tasks.api import FAMILIES, generate_family
+
+    tasks = ",".join(f"icl_ft_{f}" for f in FAMILIES)
+    for preset in ("small", "paper"):
+        plan = build_plan(str(tiny_model("llama")), tasks, preset=preset, seeds="1,2,3", threads=2)
+        assert plan.families == list(FAMILIES) and plan.seeds == [1, 2, 3] and plan.finetune["threads"] == 2
+        if preset == "small":  # the small data options are valid generator options
+            for family in FAMILIES:
+                generate_family(family, plan.data_seed, **plan.options(family))
+
+
+def test_an_augmentation_that_kept_nothing_is_a_clear_adapter_error(tmp_path):
+    output = tmp_path / "reversal-global.jsonl"
+    output.write_text("")
+    summary = {"kept": 0, "dropped_by_reason": {"empty": 0, "new_nonsense_word": 7}}
+    (tmp_path / "reversal-global.summary.json").write_text(json.dumps(summary))
+    expected = r"reversal-global.jsonl kept no sentence \(new_nonsense_word 7; see reversal-global.dropped.jsonl\), so"
+    with pytest.raises(StudyError, match=expected + " this adapter would equal ft"):
+        runner.check_augmentation(output)
+
+
+def test_a_study_killed_mid_cell_redoes_that_cell_on_rerun(tiny_model, tmp_path):
+    """SIGKILL while a cell is scored leaves it `running`; the rerun redoes it and keeps the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
+               "--out", str(run_dir), "--conditions", "base,icl", "--limit", "2"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    icl = Step("cell", "reversal", condition="icl")
+    run = RunDir(run_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run.read_cell(icl) or {}).get("status") == "running":
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run.read_cell(icl)["status"] == "running", "the study ended before the kill; nothing was tested"
+    assert run.is_done(Step("cell", "reversal", condition="base"))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 steps run, 1 already done, 0 failed" in result.stdout
+    assert run.is_done(icl)
