@@ -150,7 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def load_yaml(path: str) -> dict[str, Any]:
     import yaml
 

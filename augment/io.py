@@ -88,7 +88,9 @@ class ResumableWriter:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise OutputError(f"{self.partial}:{number} is not a valid record; delete the file to start afresh")
         if torn:
-            logger.warning("%s: dropping a torn last line (interrupted write); its item is generated again", self.partial)
+            logger.warning(
+                "%s: dropping a torn last line (interrupted write); its item is generated again", self.partial
+            )
             with open(self.partial, "r+b") as handle:
                 handle.truncate(len(raw) - len(torn))
         if self.records:

@@ -34,4 +34,6 @@ def run_oracle(cfg: AugmentConfig, data, items: list[SourceItem], writer: Resuma
             for row in by_item.get(item.id, [])
         ]  # fmt: skip
         writer.add(item.id, rows, [], generations=0)
-    logger.info("oracle: %d statement(s) for %d item(s)", sum(len(r["rows"]) for r in writer.records.values()), len(items))
+    logger.info(
+        "oracle: %d statement(s) for %d item(s)", sum(len(r["rows"]) for r in writer.records.values()), len(items)
+    )

@@ -41,7 +41,9 @@ def main(paths: list[str]) -> int:
             opposite = second if comparative == first else first
             judged += 1
             true += stated in {(subject, comparative, obj), (obj, opposite, subject)}
-        print(f"{path}: {len(rows)} rows, {judged} in the plain form 'X are/is COMPARATIVE than Y', {true} of them true")
+        print(
+            f"{path}: {len(rows)} rows, {judged} in the plain form 'X are/is COMPARATIVE than Y', {true} of them true"
+        )
     return 0
 
 

@@ -341,4 +341,3 @@ def config_from_args(argv: list[str] | None = None) -> tuple[FinetuneConfig, boo
             raise ConfigError(str(err)) from None
         values["family_options"] = {**values.get("family_options", {}), **parsed}
     return FinetuneConfig(**values), verbose
-

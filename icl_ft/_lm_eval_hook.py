@@ -110,8 +110,10 @@ def patch_task_manager(manager_module) -> None:
             return original_init(self, *args, **kwargs)  # let lm-eval report the bad call
         include_path = bound.arguments.get("include_path")
         if ours.is_dir() and not _already_indexed(include_path, ours):
-            user_paths = [] if include_path is None else (
-                list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+            user_paths = (
+                []
+                if include_path is None
+                else (list(include_path) if isinstance(include_path, (list, tuple)) else [include_path])
             )
             bound.arguments["include_path"] = [str(ours), *user_paths]
         return original_init(*bound.args, **bound.kwargs)

@@ -47,7 +47,12 @@ def _data(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
         return 2
-    splits = {"train": data.train, "icl_facts": [{"text": f} for f in data.icl_facts], "oracle": data.oracle, **data.tests}
+    splits = {
+        "train": data.train,
+        "icl_facts": [{"text": f} for f in data.icl_facts],
+        "oracle": data.oracle,
+        **data.tests,
+    }
     if args.split not in splits:
         print(f"icl-ft: error: unknown split {args.split!r}; choose one of {sorted(splits)}", file=sys.stderr)
         return 2
@@ -144,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         args.delegated_args = unparsed
     elif unparsed:
         parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     return args.run(args)
 
 

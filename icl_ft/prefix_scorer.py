@@ -260,7 +260,9 @@ class PrefixCachingHFLM(HFLM):
 
     # -- forward passes
 
-    def _forward(self, input_ids: torch.Tensor, cache: DynamicCache, keep: int | torch.Tensor, **kwargs) -> torch.Tensor:
+    def _forward(
+        self, input_ids: torch.Tensor, cache: DynamicCache, keep: int | torch.Tensor, **kwargs
+    ) -> torch.Tensor:
         """Logits at the `keep` positions (an int keeps the last ones) after `input_ids`, extending `cache`."""
         takes_keep = "logits_to_keep" in self._forward_parameters
         if takes_keep:
@@ -336,9 +338,7 @@ class PrefixCachingHFLM(HFLM):
         return results
 
     def _score_group(self, group: PrefixGroup, requests, inputs, results, pbar) -> None:
-        logger.info(
-            "%s: %d requests share a %d-token prefix", MODEL_NAME, len(group.members), group.prefix_len
-        )
+        logger.info("%s: %d requests share a %d-token prefix", MODEL_NAME, len(group.members), group.prefix_len)
         cache = self._prefix_cache(inputs[group.members[0]][: group.prefix_len])
         suffixes = [inputs[i][group.prefix_len :] for i in group.members]
         pack_tokens = self.prefix_pack_tokens if self._attention_implementation in TREE_ATTENTION_IMPLEMENTATIONS else 1

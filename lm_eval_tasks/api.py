@@ -161,5 +161,8 @@ def build_task_dataset(family: str, seed: int = 0, icl_context: str = "facts", *
     data = generate_family(family, seed, **options)
     facts = data.icl_facts if icl_context == "facts" else [row["text"] for row in data.train]
     return datasets.DatasetDict(
-        {name: datasets.Dataset.from_list([{**row, "facts": facts} for row in rows]) for name, rows in data.tests.items()}
+        {
+            name: datasets.Dataset.from_list([{**row, "facts": facts} for row in rows])
+            for name, rows in data.tests.items()
+        }
     )

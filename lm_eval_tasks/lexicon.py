@@ -77,9 +77,7 @@ def candidate_pool() -> tuple[str, ...]:
 
     common = set(top_n_list("en", COMMON_ENGLISH_VOCABULARY_SIZE))
     words = {w for w in _phonotactic_words() if MIN_LENGTH <= len(w) <= MAX_LENGTH}
-    return tuple(
-        sorted(w for w in words if not is_english(w) and not any(v in common for v in _one_edit_variants(w)))
-    )
+    return tuple(sorted(w for w in words if not is_english(w) and not any(v in common for v in _one_edit_variants(w))))
 
 
 def within_one_edit(a: str, b: str) -> bool:

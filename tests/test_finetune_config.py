@@ -90,7 +90,10 @@ def test_family_option_flags_merge_over_the_json_options():
         (["--family", "reversal", "--output-dir", "o", "--steps", "ten"], "steps='ten' is not valid; expected int"),
         (["--family", "reversal", "--output-dir", "o", "--family-options", "[1]"], "expected a JSON object"),
         (["--family", "reversal", "--output-dir", "o", "--family-option", "num_facts"], "expected NAME=VALUE"),
-        (["--family", "reversal", "--output-dir", "o", "--family-option", "num_fact=3"], "unknown option(s) ['num_fact']; valid"),
+        (
+            ["--family", "reversal", "--output-dir", "o", "--family-option", "num_fact=3"],
+            "unknown option(s) ['num_fact']; valid",
+        ),
     ],
 )
 def test_flag_values_are_type_checked(argv, fragment):

@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 LIMIT = 4
 
 
-def run_lm_eval(model_dir: Path, tasks: str, out: Path, *extra: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+def run_lm_eval(
+    model_dir: Path, tasks: str, out: Path, *extra: str, python: str = sys.executable
+) -> subprocess.CompletedProcess:
     command = [
         python, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir}",
         "--tasks", tasks, "--device", "cpu", "--batch_size", "4", "--limit", str(LIMIT),
@@ -57,7 +59,12 @@ def test_no_flag_runs_every_reversal_task(tiny_model, tmp_path, architecture):
     model = tiny_model(architecture)
     run_lm_eval(model, "icl_ft_reversal", tmp_path / "out")
     results, samples = results_and_samples(tmp_path / "out")
-    leaves = {"icl_ft_reversal_forward_icl", "icl_ft_reversal_reverse_icl", "icl_ft_reversal_forward_ft", "icl_ft_reversal_reverse_ft"}
+    leaves = {
+        "icl_ft_reversal_forward_icl",
+        "icl_ft_reversal_reverse_icl",
+        "icl_ft_reversal_forward_ft",
+        "icl_ft_reversal_reverse_ft",
+    }
     assert leaves <= set(results["results"])
     for name in leaves:
         assert 0.0 <= results["results"][name]["acc,none"] <= 1.0
@@ -110,7 +117,9 @@ def test_regular_wheel_install_works_with_no_flag(tiny_model, tmp_path):
     # Dependencies come from this environment's site-packages as a plain path entry: its
     # .pth files (including the editable install of this repo) are NOT processed there.
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True
+    )
     assert (site / "icl_ft_lm_eval.pth").exists()
     where = subprocess.run([venv_python, "-c", "import lm_eval_tasks; print(lm_eval_tasks.TASKS_DIR)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()  # fmt: skip

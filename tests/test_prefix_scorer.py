@@ -143,7 +143,9 @@ def test_loglikelihoods_equal_hf(sharp_model, architecture, caplog):
     assert any("share a" in message for message in caplog.messages)
 
 
-@pytest.mark.parametrize("model_args", [{"attn_implementation": "eager"}, {"max_length": 200}], ids=["eager", "truncated"])
+@pytest.mark.parametrize(
+    "model_args", [{"attn_implementation": "eager"}, {"max_length": 200}], ids=["eager", "truncated"]
+)
 def test_eager_attention_and_left_truncation_equal_hf(sharp_model, model_args, caplog):
     # max_length below the prompt length: hf truncates every input from the left, so only
     # choices of equal token length still share a prefix.
@@ -239,7 +241,9 @@ def test_generation_reuses_the_shared_prefix(sharp_model, monkeypatch):
     ]
     built = []
     original = type(prefix)._prefix_cache
-    monkeypatch.setattr(type(prefix), "_prefix_cache", lambda self, tokens: built.append(len(tokens)) or original(self, tokens))
+    monkeypatch.setattr(
+        type(prefix), "_prefix_cache", lambda self, tokens: built.append(len(tokens)) or original(self, tokens)
+    )
     assert prefix.generate_until(requests, disable_tqdm=True) == hf.generate_until(requests, disable_tqdm=True)
     assert len(built) == 1 and built[0] >= 16  # built once (at the second request), reused by the third
     assert prefix._generation_prefix is None  # freed after the call
@@ -272,9 +276,24 @@ def test_lm_eval_cli_runs_with_no_extra_flag(tiny_model, tmp_path, model):
     # hf-prefix with a chat template too: the system/user header becomes part of the shared prefix.
     chat = ["--apply_chat_template"] if model == "hf-prefix" else []
     result = _run(
-        [str(lm_eval), "--model", model, "--model_args", f"pretrained={tiny_model('llama')}",
-         "--tasks", "icl_ft_reversal_forward_icl", "--limit", "4", "--device", "cpu", "--batch_size", "1",
-         "--output_path", str(tmp_path), *chat]  # fmt: skip
+        [
+            str(lm_eval),
+            "--model",
+            model,
+            "--model_args",
+            f"pretrained={tiny_model('llama')}",
+            "--tasks",
+            "icl_ft_reversal_forward_icl",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "1",
+            "--output_path",
+            str(tmp_path),
+            *chat,
+        ]  # fmt: skip
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith(f"{model} (")  # lm-eval's summary line names the model

@@ -17,10 +17,20 @@ TINY = Preset(
     name="tiny",
     description="tests: a few facts, 2 training steps, 2 test items per split",
     family_options={"reversal": {"num_facts": 4, "examples_per_fact": 2}},
-    finetune={"steps": 2, "batch_size": 2, "save_steps": 1, "logging_steps": 1, "verify_texts": 2,
-              "min_loglik_change": 0.0, "precision": "fp32"},  # fmt: skip
-    augment={"local": {"max_new_tokens": 8, "limit": 2}, "global": {"max_new_tokens": 8, "limit": 2,
-             "context_token_budget": 200}, "oracle": {}},  # fmt: skip
+    finetune={
+        "steps": 2,
+        "batch_size": 2,
+        "save_steps": 1,
+        "logging_steps": 1,
+        "verify_texts": 2,
+        "min_loglik_change": 0.0,
+        "precision": "fp32",
+    },  # fmt: skip
+    augment={
+        "local": {"max_new_tokens": 8, "limit": 2},
+        "global": {"max_new_tokens": 8, "limit": 2, "context_token_budget": 200},
+        "oracle": {},
+    },  # fmt: skip
     limit=2,
 )
 CONDITIONS = ["base", "icl", "ft", "ft_local", "ft_global", "ft_oracle"]
@@ -194,6 +204,7 @@ def test_rerun_with_more_seeds_extends_the_run(run_copy, monkeypatch):
     plan, run_dir = run_copy
     calls = count_evaluations(monkeypatch)
     trained = []
+
     def fake_finetune(plan, output, family, seed, extra):
         trained.append((output.name, seed))
         _fake_adapter(output)

@@ -76,7 +76,9 @@ def test_golden_prompt(task_manager, name):
             f"{name}: the prompt or data changed but metadata.version is still {current_version}; "
             "bump the family's version, then regenerate the golden files"
         )
-        pytest.fail(f"{name}: version bumped to {current_version}; regenerate the golden files (ICL_FT_UPDATE_GOLDEN=1)")
+        pytest.fail(
+            f"{name}: version bumped to {current_version}; regenerate the golden files (ICL_FT_UPDATE_GOLDEN=1)"
+        )
 
 
 @pytest.mark.parametrize("name", leaf_task_names())

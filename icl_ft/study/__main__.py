@@ -17,13 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", required=True, help="base model: a Hugging Face model directory")
     parser.add_argument(
-        "--tasks", required=True, help="comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic",
+        "--tasks",
+        required=True,
+        help="comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic",
     )
     parser.add_argument("--out", required=True, help="run directory; rerun the same command to resume")
     parser.add_argument("--preset", default="small", help="small (CPU, default) or paper (GPU scale)")
     parser.add_argument("--seeds", default="0", help="finetuning seeds, comma-separated, e.g. 1,2,3")
-    parser.add_argument("--conditions", default=None,
-                        help=f"subset of {','.join(CONDITIONS)} [default: {','.join(DEFAULT_CONDITIONS)}]")
+    parser.add_argument(
+        "--conditions", default=None, help=f"subset of {','.join(CONDITIONS)} [default: {','.join(DEFAULT_CONDITIONS)}]"
+    )
     parser.add_argument("--oracle", action="store_true", help="add ft_oracle (FT + the generator's oracle statements)")
     parser.add_argument("--limit", type=int, default=None, help="test items per split (overrides the preset)")
     parser.add_argument("--steps", type=int, default=None, help="finetuning steps per adapter (overrides the preset)")

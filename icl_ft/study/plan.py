@@ -58,14 +58,27 @@ PRESETS = {
         # 60 steps of 8 units: ~5 passes over the reversal set, 20 over the syllogisms, ~1.5 over
         # the semantic sentences. The learning rate is above the paper's 3e-4 because so few
         # steps barely move a LoRA adapter at 3e-4.
-        finetune={"steps": 60, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 5, "save_steps": 20,
-                  "logging_steps": 10, "verify_texts": 8, "precision": "auto"},  # fmt: skip
+        finetune={
+            "steps": 60,
+            "batch_size": 8,
+            "learning_rate": 1e-3,
+            "warmup_steps": 5,
+            "save_steps": 20,
+            "logging_steps": 10,
+            "verify_texts": 8,
+            "precision": "auto",
+        },  # fmt: skip
         # Local augmentation of every fact; global augmentation of 16 documents per family (each
         # generation sees the facts in context, trimmed to 1500 tokens).
         augment={
             "local": {"max_new_tokens": 48, "batch_size": 8},
-            "global": {"max_new_tokens": 64, "batch_size": 4, "limit": 16, "context_token_budget": 1500,
-                       "context": "facts"},  # fmt: skip
+            "global": {
+                "max_new_tokens": 64,
+                "batch_size": 4,
+                "limit": 16,
+                "context_token_budget": 1500,
+                "context": "facts",
+            },  # fmt: skip
             "oracle": {},
         },
         limit=20,

@@ -122,7 +122,11 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         return f"reversal-fact-{fact['fact_id']:03d}"
 
     train = [
-        {"id": f"{source_id(fact)}-train-{k}", "source_id": source_id(fact), "text": template.format(fact=sentence(fact))}
+        {
+            "id": f"{source_id(fact)}-train-{k}",
+            "source_id": source_id(fact),
+            "text": template.format(fact=sentence(fact)),
+        }
         for fact in facts
         for k, template in enumerate(rng.sample(PREAMBLES, examples_per_fact))
     ]

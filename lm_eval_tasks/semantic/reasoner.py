@@ -31,9 +31,7 @@ class Reasoner:
         by_subject: dict[str, list[Fact]] = {}  # settled facts, indexed for the rule's two premises
         isa_into: dict[str, list[Fact]] = {}
         # (cost, fact, push number, derivation): the push number keeps ties deterministic.
-        queue: list[tuple[int, Fact, int, tuple[Fact, Fact] | None]] = [
-            (1, f, 0, None) for f in sorted(self.trained)
-        ]
+        queue: list[tuple[int, Fact, int, tuple[Fact, Fact] | None]] = [(1, f, 0, None) for f in sorted(self.trained)]
         heapq.heapify(queue)
         self._pushes = 0
         while queue:
