@@ -28,7 +28,7 @@ install: $(BIN)/.installed
 # embedded model with the small preset; resumable (rerun skips finished steps).
 run: install
 	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
-		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_semantic --out $(RUN_DIR)
+		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --out $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest

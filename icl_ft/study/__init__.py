@@ -1,6 +1,6 @@
 """`icl-ft study`: the paper's grid of conditions on the same test items, resumable.
 
-    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_semantic \\
+    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic \\
         --out runs/study-small
     icl-ft study ... --seeds 1,2,3 --oracle          # more seeds, plus the oracle-augmentation control
 

@@ -1,6 +1,6 @@
 """Command line of `icl-ft study` (also `python -m icl_ft.study`).
 
-    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_semantic \\
+    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic \\
         --out runs/study-small
 """
 
