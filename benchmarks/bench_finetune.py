@@ -101,11 +101,10 @@ def main() -> None:
             record = json.loads((cfg.output_path / "icl_ft_provenance.json").read_text())
             peak = max(peak_before, matmul_peak(precision))
             results = record["results"]
-            n_lora = 0
             from safetensors import safe_open
 
             with safe_open(str(cfg.output_path / "adapter_model.safetensors"), "pt") as adapter:
-                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter)
+                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter.keys())  # noqa: SIM118
             flops_per_token = 4 * n_matmul + 6 * n_lora
             achieved = results["tokens_per_second"] * flops_per_token
             rows.append((precision, results["tokens_per_second"], achieved, peak, results["padding_fraction"]))
