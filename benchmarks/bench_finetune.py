@@ -104,7 +104,7 @@ def main() -> None:
             from safetensors import safe_open
 
             with safe_open(str(cfg.output_path / "adapter_model.safetensors"), "pt") as adapter:
-                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter.keys())  # noqa: SIM118
+                n_lora = sum(adapter.get_tensor(name).numel() for name in adapter.keys())
             flops_per_token = 4 * n_matmul + 6 * n_lora
             achieved = results["tokens_per_second"] * flops_per_token
             rows.append((precision, results["tokens_per_second"], achieved, peak, results["padding_fraction"]))
