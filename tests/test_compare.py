@@ -18,6 +18,7 @@ from icl_ft import cli
 from icl_ft.analysis.loading import Loaded, Sample, parse_task
 from icl_ft.analysis.stats import Spread, mcnemar_exact, paired_test, phrasing_consistency, wilson_interval
 from icl_ft.analysis.summary import summarize
+from tests.tiny_models import save_random_lora
 
 LIMIT = 6  # semantic rephrase: 3 items x 2 phrasings
 
@@ -126,22 +127,9 @@ def _lm_eval(model_args: str, tasks: str, out: Path) -> None:
 def runs(tiny_model, tmp_path_factory):
     """Two real lm_eval runs: the base model on the ICL and FT tasks (conditions icl and
     base), and the base model with a random LoRA adapter on the FT tasks."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     root = tmp_path_factory.mktemp("compare-runs")
     model = tiny_model("llama")
-    adapter = root / "adapter-local"
-    peft_model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(model), LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
-    )
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:  # zero B (peft's default) would make the adapter a no-op
-                param.copy_(torch.randn(param.shape, generator=generator))
-    peft_model.save_pretrained(adapter)
+    adapter = save_random_lora(model, root / "adapter-local")
 
     ft_tasks = "icl_ft_reversal_forward_ft,icl_ft_semantic_rephrase_ft"
     _lm_eval(f"pretrained={model}", f"icl_ft_reversal_forward_icl,{ft_tasks}", root / "base")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_models import save_random_lora
+
 TOLERANCE = 1e-4  # fp32; hf and hf-prefix differ only in summation order
 
 
@@ -200,20 +202,8 @@ def test_uncroppable_cache_falls_back_to_hf(sharp_model, tmp_path):
 
 
 def test_lora_adapter_scores_equal_hf(sharp_model, tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     base = sharp_model("llama")
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
-    )
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:  # zero B (peft's default) would make the adapter a no-op
-                param.copy_(torch.randn(param.shape, generator=generator))
-    model.save_pretrained(tmp_path / "adapter")
+    save_random_lora(base, tmp_path / "adapter")
 
     requests = _requests(num_queries=2)
     hf, prefix = _models(base, peft=str(tmp_path / "adapter"))

@@ -87,3 +87,26 @@ def build_tiny_model(architecture: str, directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def save_random_lora(model_dir: str | Path, out_dir: Path, seed: int = 0) -> Path:
+    """A rank-4 LoRA adapter on every linear layer of `model_dir` with random, non-zero B.
+
+    peft initialises B to zero, which would make the adapter a no-op; tests that need an
+    adapter which changes the scores use this one.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator))
+    model.save_pretrained(out_dir)
+    return out_dir
