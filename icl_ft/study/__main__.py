@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     from icl_ft.study import StudyError
     from icl_ft.study.plan import build_plan
-    from icl_ft.study.runner import accuracy_table, run_study
+    from icl_ft.study.runner import run_study
 
     progress = logging.getLogger("icl_ft.study")
     if not progress.handlers:  # progress lines go to stderr whatever the global log level
@@ -69,13 +69,14 @@ def run_cli(args: argparse.Namespace) -> int:
           f"{len(outcome.failed)} failed; {time.monotonic() - started:.0f}s (by kind: {seconds})")  # fmt: skip
     for label, error in outcome.failed.items():
         print(f"  FAILED {label}: {error}")
-    _print_analysis(outcome.run_dir, accuracy_table)
+    _print_analysis(outcome.run_dir)
     return 1 if outcome.failed else 0
 
 
-def _print_analysis(run_dir, accuracy_table) -> None:
+def _print_analysis(run_dir) -> None:
     """`icl-ft compare RUN_DIR`'s table, report and figure; the plain table if it cannot run."""
     from icl_ft.analysis import CompareError, compare
+    from icl_ft.study.runner import accuracy_table
 
     try:
         result = compare([run_dir])
