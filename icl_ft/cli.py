@@ -7,6 +7,7 @@
     icl-ft augment --mode local --family reversal          # = python -m augment ...
     icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal --out runs/study   # the grid
     icl-ft compare results/base results/adapter            # accuracy table, McNemar, figure
+    icl-ft audit semantic --family-option preset=paper     # the dataset's card (checks and shortcuts)
 
 Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
@@ -77,6 +78,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from icl_ft.audit import run_cli
+
+    return run_cli(args)
+
+
 def _study(args: argparse.Namespace) -> int:
     from icl_ft.study.__main__ import run_cli
 
@@ -130,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="where report.md and figure.png go (default: RUN_DIR, else ./compare)"
     )
     compare.set_defaults(run=_compare)
+
+    from icl_ft.audit import add_arguments as add_audit_arguments
+
+    audit = commands.add_parser("audit", help="a family's dataset card: label validity, coverage, shortcuts, lexicon")
+    add_audit_arguments(audit)
+    audit.set_defaults(run=_audit)
 
     from icl_ft.study.__main__ import add_arguments
 

@@ -1,0 +1,98 @@
+"""The audit card as markdown (the JSON form is the card dict itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _fraction(part: int, whole: int) -> str:
+    return f"{part}/{whole}" + ("" if part == whole else " **(!)**")
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in card["options"].items()) or "defaults"
+    verdict = "every check passed" if card["passed"] else "**some checks failed (marked (!) or FAIL)**"
+    out = [f"# Dataset card: {card['family']} {card['version']}, seed {card['seed']} ({options})", "", verdict, ""]
+
+    out += ["## Sizes", ""]
+    out += _table(["", "this instance", "paper"], [[s["what"], s["ours"], s["paper"] or "-"] for s in card["sizes"]])
+
+    if card["labels"] is not None:
+        out += ["", "## Labels (the family's symbolic checker, on the whole training text)", ""]
+        out += _table(
+            ["split", "exactly the label follows", "first invalid"],
+            [[split, _fraction(r["valid"], r["rows"]), ", ".join(r["invalid"]) or "-"] for split, r in card["labels"].items()],
+        )  # fmt: skip
+    else:
+        out += ["", "No symbolic checker for this family: labels, coverage and learnability are not checked."]
+
+    context = card["icl_coverage"]["context"]
+    out += ["", "## ICL context", ""]
+    if context:
+        out += [
+            f"{context['documents_shown']} of {context['documents_total']} entries ({context['icl_context']}), "
+            f"{context['tokens_shown']} of {context['tokens_total']} estimated tokens; budget {context['budget_tokens']} "
+            f"from {context['budget_source']}.",
+            "",
+        ]
+        out += _table(
+            ["split", "items scored (covered by the chosen context)"],
+            [[split, _fraction(n["scored"], n["total"])] for split, n in context["items"].items()],
+        )
+    if card["icl_coverage"].get("splits"):
+        out += ["", "Rows the ICL context entails, by the checker:", ""]
+        out += _table(
+            ["split", "entailed", "first not entailed"],
+            [[split, _fraction(r["entailed"], r["rows"]), ", ".join(r["not_entailed"]) or "-"]
+             for split, r in card["icl_coverage"]["splits"].items()],
+        )  # fmt: skip
+
+    if card["learnability"]:
+        out += ["", "## Learnability per finetuning unit (finetune's own splitter)", ""]
+        units = list(card["learnability"])
+        splits = list(card["learnability"][units[0]])
+        out += _table(
+            ["split", *units],
+            [[split, *(_fraction(card["learnability"][u][split]["entailed"], card["learnability"][u][split]["rows"])
+                       for u in units)] for split in splits],
+        )  # fmt: skip
+
+    out += ["", "## Shortcut heuristics", "", f"Bound: {card['bound']}.", ""]
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for result in card["shortcuts"]:
+        by_split.setdefault(result["split"], []).append(result)
+    for split, results in by_split.items():
+        first = results[0]
+        out += [f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
+                f"bound {first['bound']:.3f}", ""]  # fmt: skip
+        out += _table(
+            ["heuristic", "sees", "accuracy", "status"],
+            [[r["heuristic"], r["corpus"] or "test rows", f"{r['accuracy']:.3f}",
+              r["status"] + (f": {r['note']}" if r["note"] else "")] for r in results],
+        )  # fmt: skip
+        out += [""]
+
+    out += ["## `--limit` prefixes", "", "Largest excess, over every prefix, of a label position, an item kind or an "
+            "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):", ""]  # fmt: skip
+    out += _table(
+        ["split", "label", "kind", "answer"],
+        [[split, b["label"], b["kind"], b["answer"]] for split, b in card["prefix_balance"].items()],
+    )
+
+    out += ["", "## Lexicon", ""]
+    lexicon = card["lexicon"]
+    if lexicon is None:
+        out += ["Not applicable: this family's entities are real-looking names, not nonsense words."]
+    else:
+        out += [
+            f"{lexicon['forms']} nonsense forms (every inflection included); English words: "
+            f"{', '.join(lexicon['english']) or 'none'}; one edit from a common English word: "
+            f"{', '.join(lexicon['near_english']) or 'none'}."
+        ]
+    return "\n".join(out) + "\n"
