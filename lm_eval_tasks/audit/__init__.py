@@ -79,7 +79,7 @@ def passed(card: dict[str, Any]) -> bool:
     if card["icl_coverage"].get("splits"):
         ok &= all(s["entailed"] == s["rows"] for s in card["icl_coverage"]["splits"].values())
     for unit in UNITS if card["learnability"] else ():
-        ok &= all(s["entailed"] == s["rows"] for s in card["learnability"][unit].values())
+        ok &= all(s["entailed"] == s["rows"] for s in card["learnability"][unit]["splits"].values())
     if card["lexicon"]:
         ok &= not card["lexicon"]["english"] and not card["lexicon"]["near_english"]
     return bool(ok)

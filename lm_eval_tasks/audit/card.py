@@ -54,13 +54,16 @@ def render_markdown(card: dict[str, Any]) -> str:
         )  # fmt: skip
 
     if card["learnability"]:
+        learn = card["learnability"]
+        units = list(learn)
         out += ["", "## Learnability per finetuning unit (finetune's own splitter)", ""]
-        units = list(card["learnability"])
-        splits = list(card["learnability"][units[0]])
         out += _table(
-            ["split", *units],
-            [[split, *(_fraction(card["learnability"][u][split]["entailed"], card["learnability"][u][split]["rows"])
-                       for u in units)] for split in splits],
+            ["", *units],
+            [["training documents that state a fact no single unit of theirs states",
+              *(f"{learn[u]['documents_losing_a_fact']}/{learn[u]['documents']}" for u in units)]]
+            + [[f"{split} rows whose facts are each stated within one unit",
+                *(_fraction(learn[u]["splits"][split]["entailed"], learn[u]["splits"][split]["rows"]) for u in units)]
+               for split in learn[units[0]]["splits"]],
         )  # fmt: skip
 
     out += ["", "## Shortcut heuristics", "", f"Bound: {card['bound']}.", ""]

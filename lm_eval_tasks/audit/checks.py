@@ -55,10 +55,26 @@ def icl_coverage(checker: FamilyChecker) -> dict[str, Any]:
     return {"context": context, "splits": _entailed(checker, facts, checker.data.tests)}
 
 
-def learnability(checker: FamilyChecker, units_of: UnitsOf) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per finetuning unit and split: rows whose label follows from facts each stated within one unit."""
-    texts = [row["text"] for row in checker.data.train]
-    return {unit: _entailed(checker, _facts(checker, units_of(texts, unit)), checker.data.tests) for unit in UNITS}
+def learnability(checker: FamilyChecker, units_of: UnitsOf) -> dict[str, dict[str, Any]]:
+    """Per finetuning unit: the training documents that state a fact no single unit of theirs states
+    (`documents_losing_a_fact`), and per split the rows whose label follows from facts each stated
+    within one unit."""
+    report = {}
+    for unit in UNITS:
+        learnable: set = set()
+        losing = []
+        for row in checker.data.train:
+            in_units = _facts(checker, units_of([row["text"]], unit))
+            learnable |= in_units
+            if checker.facts_in("", row["text"]) - in_units:
+                losing.append(row["id"])
+        report[unit] = {
+            "documents_losing_a_fact": len(losing),
+            "documents": len(checker.data.train),
+            "first_losing": losing[:MAX_EXAMPLES],
+            "splits": _entailed(checker, frozenset(learnable), checker.data.tests),
+        }
+    return report
 
 
 def shortcuts(checker: FamilyChecker) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ class Corpus:
 
     def __init__(self, texts: list[str], checker: FamilyChecker):
         self.checker = checker
+        self.texts = texts
         self.documents = [checker.words(text) for text in texts]
         self.in_documents = _index(self.documents)
         self.in_sentences = _index([checker.words(s) for text in texts for s in SENTENCE_END.split(text)])

@@ -241,8 +241,15 @@ class SplitBuilder:
         rows: list[dict] = []
         needs: list[tuple[str, ...]] = []
         number = 0
+        positions: Counter = Counter()  # how often each choice position holds an ungrouped item's answer
         for _, members in interleave(self._units, lambda unit: unit[0], self.rng):
             for item, order in members:
+                if len(members) == 1:  # outside a Latin square: the answer goes where answers have been least
+                    least = min(positions[i] for i in range(NUM_CHOICES))
+                    target = self.rng.choice([i for i in range(NUM_CHOICES) if positions[i] == least])
+                    order = [a for a in order if a != item.answer]
+                    order.insert(target, item.answer)
+                    positions[target] += 1
                 item_rows = self._rows(item, order, f"semantic-{self.split}-{number:04d}", members)
                 number += 1
                 rows += item_rows
