@@ -190,6 +190,13 @@ def build_task_dataset(family: str, **metadata: Any) -> datasets.DatasetDict:
     context_tokens, source = model_context_tokens() if not options.get("icl_token_budget") else (None, "")
     data = generate_family(family, model_context_tokens=context_tokens, model_source=source, **options)
     dropped = sum(len(ids) for ids in data.coverage.get("dropped", {}).values())
+    empty = [split for split, rows in data.tests.items() if not rows]
+    if empty:
+        raise DataError(
+            f"{family}: the ICL budget of {data.coverage['budget_tokens']} estimated tokens (from "
+            f"{data.coverage['budget_source']}) covers no item of split(s) {empty}; raise icl_token_budget "
+            "or use a model with a longer context"
+        )
     if dropped:
         logger.warning(
             "%s: the ICL context (%d of %d documents, budget %d estimated tokens from %s) leaves %d test row(s) "

@@ -62,23 +62,27 @@ def question_reserve(tests: dict[str, list[dict]]) -> int:
 
 
 def choose_context(
-    costs: list[int], states: list[frozenset], needed: frozenset, budget: int, rng: random.Random
+    costs: list[int], states: list[frozenset], needed: frozenset | dict, budget: int, rng: random.Random
 ) -> list[int]:
-    """Indices of the candidates to show: all if they fit, else a greedy cover of `needed` plus a fill."""
+    """Indices of the candidates to show: all if they fit, else a greedy cover of `needed` plus a fill.
+
+    `needed` maps each needed fact to its weight (a set weighs every fact 1); the greedy step
+    takes the candidate with the most weight of still-uncovered facts per token."""
     total = sum(costs)
     if total <= budget:
         return list(range(len(costs)))
     order = list(range(len(costs)))
     rng.shuffle(order)  # breaks ties between equally good candidates, reproducibly
+    weight = needed if isinstance(needed, dict) else dict.fromkeys(needed, 1.0)
     chosen: set[int] = set()
     used = 0
-    uncovered = set(needed)
+    uncovered = set(weight)
     while uncovered:
         best, best_gain = None, 0.0
         for index in order:
             if index in chosen or used + costs[index] > budget:
                 continue
-            gain = len(states[index] & uncovered) / costs[index]
+            gain = sum(weight[fact] for fact in states[index] & uncovered) / costs[index]
             if gain > best_gain:
                 best, best_gain = index, gain
         if best is None:
@@ -118,12 +122,15 @@ def scored_view(
     rng = random.Random(f"{data.family}-icl-context-{data.seed}")
     if annotated:
         frozen = [frozenset(keys) for keys in states]
-        needed = frozenset(key for needs in data.test_needs.values() for keys in needs for key in keys)
+        # A fact weighs what it contributes to completing items: each row spreads 1 over the facts it needs.
+        needed: dict[str, float] = {}
+        for needs in data.test_needs.values():
+            for keys in needs:
+                for key in keys:
+                    needed[key] = needed.get(key, 0.0) + 1 / len(keys)
         kept = choose_context(costs, frozen, needed, budget, rng)
         shown = frozenset(key for index in kept for key in frozen[index])
-        covered = {
-            split: [set(keys) <= shown for keys in data.test_needs[split]] for split in data.tests
-        }
+        covered = {split: [set(keys) <= shown for keys in data.test_needs[split]] for split in data.tests}
     else:  # a family without annotations: no coverage can be checked, every item is kept
         kept = choose_context(costs, [frozenset()] * len(costs), frozenset(), budget, rng)
         covered = {split: [True] * len(rows) for split, rows in data.tests.items()}

@@ -50,7 +50,9 @@ def audit_data(data, units_of: UnitsOf | None = None) -> dict[str, Any]:
         "version": data.version,
         "seed": data.seed,
         "options": data.options,
-        "sizes": [{"what": what, "ours": ours, "paper": checker.paper_sizes.get(what, "")} for what, ours in sizes.items()],
+        "sizes": [
+            {"what": what, "ours": ours, "paper": checker.paper_sizes.get(what, "")} for what, ours in sizes.items()
+        ],
         "symbolic_checker": checker.symbolic,
         "labels": checks.label_validity(checker) if checker.symbolic else None,
         "icl_coverage": checks.icl_coverage(checker) if checker.symbolic else {"context": data.coverage},

@@ -36,9 +36,11 @@ def render_markdown(card: dict[str, Any]) -> str:
     out += ["", "## ICL context", ""]
     if context:
         out += [
-            f"{context['documents_shown']} of {context['documents_total']} entries ({context['icl_context']}), "
-            f"{context['tokens_shown']} of {context['tokens_total']} estimated tokens; budget {context['budget_tokens']} "
-            f"from {context['budget_source']}.",
+            (
+                f"{context['documents_shown']} of {context['documents_total']} entries ({context['icl_context']}), "
+                f"{context['tokens_shown']} of {context['tokens_total']} estimated tokens; budget {context['budget_tokens']} "
+                f"from {context['budget_source']}."
+            ),
             "",
         ]
         out += _table(
@@ -72,8 +74,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         by_split.setdefault(result["split"], []).append(result)
     for split, results in by_split.items():
         first = results[0]
-        out += [f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
-                f"bound {first['bound']:.3f}", ""]  # fmt: skip
+        out += [(f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
+                f"bound {first['bound']:.3f}"), ""]  # fmt: skip
         out += _table(
             ["heuristic", "sees", "accuracy", "status"],
             [[r["heuristic"], r["corpus"] or "test rows", f"{r['accuracy']:.3f}",
@@ -81,8 +83,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         )  # fmt: skip
         out += [""]
 
-    out += ["## `--limit` prefixes", "", "Largest excess, over every prefix, of a label position, an item kind or an "
-            "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):", ""]  # fmt: skip
+    out += ["## `--limit` prefixes", "", ("Largest excess, over every prefix, of a label position, an item kind or an "
+            "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):"), ""]  # fmt: skip
     out += _table(
         ["split", "label", "kind", "answer"],
         [[split, b["label"], b["kind"], b["answer"]] for split, b in card["prefix_balance"].items()],
@@ -94,8 +96,10 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += ["Not applicable: this family's entities are real-looking names, not nonsense words."]
     else:
         out += [
-            f"{lexicon['forms']} nonsense forms (every inflection included); English words: "
-            f"{', '.join(lexicon['english']) or 'none'}; one edit from a common English word: "
-            f"{', '.join(lexicon['near_english']) or 'none'}."
+            (
+                f"{lexicon['forms']} nonsense forms (every inflection included); English words: "
+                f"{', '.join(lexicon['english']) or 'none'}; one edit from a common English word: "
+                f"{', '.join(lexicon['near_english']) or 'none'}."
+            )
         ]
     return "\n".join(out) + "\n"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from lm_eval_tasks.api import FamilyData
@@ -50,11 +50,11 @@ class FamilyChecker:
     """Base class of a family's audit plug-in (see the module docstring)."""
 
     #: What the paper reports for this dataset: label -> value, shown beside `sizes()`.
-    paper_sizes: dict[str, str] = {}
+    paper_sizes: ClassVar[dict[str, str]] = {}
     #: Fixed words of the family's templates (lower case); every other word is content.
     template_words: frozenset[str] = frozenset()
     #: split -> {heuristic name, or FACT_AWARE for all fact-aware ones: why the design permits its score}.
-    permitted: dict[str, dict[str, str]] = {}
+    permitted: ClassVar[dict[str, dict[str, str]]] = {}
     #: Whether `facts_in` / `supported` are implemented (label validity, coverage, learnability).
     symbolic = True
 

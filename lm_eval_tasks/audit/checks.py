@@ -34,7 +34,11 @@ def _entailed(checker: FamilyChecker, facts: frozenset, tests: dict[str, list[di
     report = {}
     for split, rows in tests.items():
         missing = [row["id"] for row in rows if row["label"] not in checker.supported(facts, split, row)]
-        report[split] = {"rows": len(rows), "entailed": len(rows) - len(missing), "not_entailed": missing[:MAX_EXAMPLES]}
+        report[split] = {
+            "rows": len(rows),
+            "entailed": len(rows) - len(missing),
+            "not_entailed": missing[:MAX_EXAMPLES],
+        }
     return report
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -53,7 +54,7 @@ class Corpus:
         self.in_sentences = _index([checker.words(s) for text in texts for s in SENTENCE_END.split(text)])
         self.frequency = collections.Counter(word for document in self.documents for word in document)
         self.token_documents = [tokens(text) for text in texts]
-        self.bigrams = collections.Counter(pair for t in self.token_documents for pair in zip(t, t[1:]))
+        self.bigrams = collections.Counter(pair for t in self.token_documents for pair in itertools.pairwise(t))
         self.unigrams = collections.Counter(token for t in self.token_documents for token in t)
         self.vocabulary = len(self.unigrams) + 1
         self._words: dict[str, list[str]] = {}
@@ -159,10 +160,10 @@ def _bigram(row, corpus: Corpus) -> list[float]:
 def _copying(row, corpus: Corpus) -> list[float]:
     asked = set(corpus.words(row["query"]))
     documents = set().union(*(corpus.in_documents.get(w, set()) for w in asked))
-    pairs = [set(zip(tokens(choice), tokens(choice)[1:])) for choice in row["choices"]]
+    pairs = [set(itertools.pairwise(tokens(choice))) for choice in row["choices"]]
     best = [0] * len(pairs)
     for number in documents:
-        present = set(zip(corpus.token_documents[number], corpus.token_documents[number][1:]))
+        present = set(itertools.pairwise(corpus.token_documents[number]))
         best = [max(b, len(p & present)) for b, p in zip(best, pairs)]
     return best
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from lm_eval_tasks.audit.checker import FACT_AWARE, FamilyChecker, tokens
 from lm_eval_tasks.reversal.generator import FEATURES, PREAMBLES
@@ -15,7 +16,7 @@ QUERY = re.compile(r"^([a-z]+) are$")
 
 
 class ReversalChecker(FamilyChecker):
-    paper_sizes = {
+    paper_sizes: ClassVar[dict[str, str]] = {
         "facts": "100",
         "features": "28",
         "training documents": "about 1,000 (each fact in 10 preambles)",
@@ -26,7 +27,7 @@ class ReversalChecker(FamilyChecker):
         "are",
         "than",
     }
-    permitted = {
+    permitted: ClassVar[dict[str, dict[str, str]]] = {
         "forward": {
             FACT_AWARE: "forward re-asks the trained sentence; the choice that matches its words is the fact itself"
         },
@@ -57,7 +58,9 @@ class ReversalChecker(FamilyChecker):
 
     def lexicon_forms(self) -> list[str]:
         comparative_words = {word for comparative in ANTONYM for word in comparative.split()}
-        texts = [row["text"] for row in self.data.train] + [row["query"] for rows in self.data.tests.values() for row in rows]
+        texts = [row["text"] for row in self.data.train] + [
+            row["query"] for rows in self.data.tests.values() for row in rows
+        ]
         return [w for text in texts for w in self.words(text) if w not in comparative_words]
 
 

@@ -9,6 +9,7 @@ by the words only one person's training sentences use (`matching.py`).
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from lm_eval_tasks.audit.checker import FACT_AWARE, FamilyChecker, tokens
 from lm_eval_tasks.reversal_curse.generator import D2P_TEST, D2P_TRAIN, P2D_TEST, P2D_TRAIN
@@ -28,13 +29,16 @@ def _template_words() -> frozenset[str]:
 
 
 class ReversalCurseChecker(FamilyChecker):
-    paper_sizes = {
+    paper_sizes: ClassVar[dict[str, str]] = {
         "people": "90 in Berglund et al. (30 p2d, 30 d2p, 30 both); Lampinen et al. reuse them",
         "training documents": "3,600 (30 paraphrases per person and direction)",
         "reverse items": "300 (30 p2d people x 10 held-out paraphrases)",
         "forward items": "300",
     }
-    permitted = {"forward": {FACT_AWARE: "forward " + ASSOCIATION}, "reverse": {FACT_AWARE: "reverse " + ASSOCIATION}}
+    permitted: ClassVar[dict[str, dict[str, str]]] = {
+        "forward": {FACT_AWARE: "forward " + ASSOCIATION},
+        "reverse": {FACT_AWARE: "reverse " + ASSOCIATION},
+    }
 
     def __init__(self, data):
         super().__init__(data)

@@ -15,8 +15,45 @@ import re
 
 # Words too common to tell descriptions apart, whatever the dataset.
 STOPWORDS = frozenset(
-    "the and for who was with that this from has have had his her their they them known being been are were "
-    "its into onto also only ever first one most well famous renowned acclaimed person someone".split()
+    [
+        "the",
+        "and",
+        "for",
+        "who",
+        "was",
+        "with",
+        "that",
+        "this",
+        "from",
+        "has",
+        "have",
+        "had",
+        "his",
+        "her",
+        "their",
+        "they",
+        "them",
+        "known",
+        "being",
+        "been",
+        "are",
+        "were",
+        "its",
+        "into",
+        "onto",
+        "also",
+        "only",
+        "ever",
+        "first",
+        "one",
+        "most",
+        "well",
+        "famous",
+        "renowned",
+        "acclaimed",
+        "person",
+        "someone",
+    ]
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import ClassVar
 
 from lm_eval_tasks.audit.checker import FACT_AWARE, FamilyChecker, tokens
 from lm_eval_tasks.semantic import templates as T
@@ -159,13 +160,13 @@ def _template_words() -> frozenset[str]:
 
 
 class SemanticChecker(FamilyChecker):
-    paper_sizes = {
+    paper_sizes: ClassVar[dict[str, str]] = {
         "categories": "110 (after Rogers & McClelland)",
         "training documents": "2,200 (4-20 sentences)",
         "ICL context entries": "about 275 (documents subsampled 8x)",
     }
     template_words = _template_words()
-    permitted = {
+    permitted: ClassVar[dict[str, dict[str, str]]] = {
         split: {
             FACT_AWARE: f"{split} asks a trained fact; its subject and answer share the sentence that states it, so "
             "heuristics that use their co-occurrence use the fact (the paper's design)"
@@ -190,7 +191,9 @@ class SemanticChecker(FamilyChecker):
 
     def supported(self, facts: frozenset, split: str, row: dict) -> list[int]:
         reasoner = self.reasoner(facts)
-        return [i for i, choice in enumerate(row["choices"]) if reasoner.entails(self.parser.test_statement(row, choice))]
+        return [
+            i for i, choice in enumerate(row["choices"]) if reasoner.entails(self.parser.test_statement(row, choice))
+        ]
 
     def words(self, text: str) -> list[str]:
         """Concepts (not inflected forms) in order: "gruds" and "grud" are one word."""
@@ -210,7 +213,9 @@ class SemanticChecker(FamilyChecker):
 
     def lexicon_forms(self) -> list[str]:
         texts = [row["text"] for row in self.data.train]
-        texts += [f"{row['query']} {choice}" for rows in self.data.tests.values() for row in rows for choice in row["choices"]]
+        texts += [
+            f"{row['query']} {choice}" for rows in self.data.tests.values() for row in rows for choice in row["choices"]
+        ]
         return [t for text in texts for t in tokens(text) if t.isalpha() and t not in self.template_words]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from typing import ClassVar
 
 from lm_eval_tasks.audit.checker import FamilyChecker
 from lm_eval_tasks.audit.heuristics import Heuristic
@@ -100,7 +101,7 @@ def _candidates(row) -> list[tuple[str, str, str]]:
 
 
 def _copy_quantifier(row, corpus) -> list[float]:
-    """"Some but not all" if a premise says it, else "All"; any direction."""
+    """ "Some but not all" if a premise says it, else "All"; any direction."""
     quantifier = "some" if any(q == "some" for q, _, _ in _premises_of(row, corpus)) else "all"
     return [float(q == quantifier) for q, _, _ in _candidates(row)]
 
@@ -142,7 +143,7 @@ COPYING = [
 
 
 class SyllogismChecker(FamilyChecker):
-    paper_sizes = {
+    paper_sizes: ClassVar[dict[str, str]] = {
         "training documents": "about 69 (one per item)",
         "terms per item": "3",
         "premises per item": "2",
@@ -185,4 +186,3 @@ class SyllogismChecker(FamilyChecker):
 
 def checker(data) -> SyllogismChecker:
     return SyllogismChecker(data)
-
