@@ -30,6 +30,7 @@ CONFIGS = [
     ("reversal_curse", PRESETS["small"].family_options["reversal_curse"]),
     ("reversal_curse", {"source_dir": str(FIXTURE)}),
     ("semantic", {"preset": "small"}),
+    ("semantic", PRESETS["small"].family_options["semantic"]),
     ("semantic", {"preset": "paper"}),
 ]
 CASES = [(family, options, seed) for family, options in CONFIGS for seed in SEEDS]
