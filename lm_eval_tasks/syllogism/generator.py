@@ -1,10 +1,11 @@
-"""Simple syllogisms (Lampinen et al. 2025, dataset 2), each with a decoy premise.
+"""Simple syllogisms (Lampinen et al. 2025, dataset 2), each with two decoy premises.
 
-Each item introduces four nonsense terms and three premises: a syllogism about A, B and C,
-and a decoy premise that relates one of A, C to a fourth term D:
+Each item introduces four nonsense terms and four premises: a syllogism about A, B and C,
+and two decoy premises that relate A and C to a fourth term D. One core premise and one
+decoy are written predicate first ("yomp include all glon" for "All glon are yomp"):
 
-    The relationships between glon, troff, yomp and zarf are: All glon are yomp. Some but not
-    all troff are zarf. All yomp are troff.
+    The relationships between glon, troff, yomp and zarf are: All glon are yomp. troff include
+    all yomp. Some but not all zarf are glon. All troff are zarf.
 
 The test names the two conclusion terms ("The relationships between glon and troff
 are:") and scores six continuations, {All, Some but not all, No} x {both directions};
@@ -21,22 +22,22 @@ a single valid candidate, and these are the items' cores:
     all:  All A are B.  All B are C.                 => All A are C.
     some: All B are A.  Some but not all B are C.    => Some but not all A are C.
 
-Why the decoy: with the cores alone, copying the premises solves most items without the
+Why the decoys: with the cores alone, copying the premises solves most items without the
 inference. "Some but not all" appears in the premises exactly when it is the answer, and
 the answer's subject is the only asked term that is a premise's subject in the `all` mood:
-"copy the premises' quantifier and subject" scored 0.75 (chance 1/6), and a bigram model
-of the training text solved every `all` item. The decoy is chosen so that these copies
-fail: an `all` item's decoy is "Some but not all C are D" (a Some-premise whose subject is
-the answer's predicate), a `some` item's is "All A are D" or "All C are D" (an All-premise
-whose subject is an asked term). Neither changes which candidate follows (the checker
-proves it). Every premise mix then holds two All-premises and one Some-premise, and both
-asked terms are premise subjects as often in one mood as in the other.
+"copy the premises' quantifier, subject and predicate" scored 0.75 (the fact-blind ceiling
+is 1/4), and a bigram model of the training text solved every `all` item. With the decoys
+(`all`: All C are D, Some but not all D are A; `some`: All A are D, All C are D) every item
+holds three All-premises and one Some-premise, both asked terms are subjects of an
+All-premise, and writing premises predicate first breaks the link between word order and
+role. The decoys change nothing about A and C (the checker proves that the premises through
+D alone entail no candidate).
 
-Counterbalancing: the mood, whether the test names the answer's subject first, and (in
-the `some` mood) the decoy's subject are crossed in equal numbers, so each of the four
-candidates that can be right is right for exactly a quarter of the items, and every run of
-eight consecutive items holds each answer slot twice (`--limit` prefixes stay balanced).
-The three premises come in a random order, the four terms in another.
+Counterbalancing: in every block of eight items, the mood and whether the test names the
+answer's subject first are crossed twice, so each of the four candidates that can be right
+is right for exactly two items of the block (`--limit` prefixes that are multiples of 8 are
+exactly balanced); which core premise and which decoy are written predicate first is
+crossed over every two blocks. The premises come in a random order, the terms in another.
 """
 
 from __future__ import annotations
