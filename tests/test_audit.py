@@ -103,7 +103,10 @@ def test_inference_splits_have_no_co_occurrence_shortcut(cards, seed):
     """Finding: the answer of a 1-hop semantic item shared a document with its subject in 100% of rows (0.99)."""
     card = cards("semantic", {"preset": "paper"}, seed)
     for result in card["shortcuts"]:
-        if result["split"] in ("syllogism", "deduction_long", "category_holdout") and "co-occurrence" in result["heuristic"]:
+        if (
+            result["split"] in ("syllogism", "deduction_long", "category_holdout")
+            and "co-occurrence" in result["heuristic"]
+        ):
             assert result["accuracy"] <= result["chance"] + 0.01, result
 
 

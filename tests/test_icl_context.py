@@ -73,3 +73,24 @@ def test_train_context_covers_every_item_within_the_budget():
     for row in data.tests["forward"]:
         subject = row["query"].split()[0]
         assert f"{subject} are {row['choices'][row['label']].removesuffix('.')}" in shown
+
+
+@pytest.mark.integration
+def test_under_lm_eval_the_budget_follows_the_model_args(tiny_model):
+    """lm-eval's own simple_evaluate: max_length=512 shows fewer reversal facts, and scores fewer items."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={tiny_model('llama')},device=cpu,max_length=512",
+        tasks=["icl_ft_reversal_forward_icl", "icl_ft_reversal_forward_ft"],
+        task_manager=TaskManager(include_defaults=False),
+        limit=2,
+        log_samples=True,
+    )
+    icl = results["samples"]["icl_ft_reversal_forward_icl"][0]["doc"]
+    assert 0 < len(icl["facts"]) < 100
+    for name in ("icl_ft_reversal_forward_icl", "icl_ft_reversal_forward_ft"):
+        assert 0 < results["n-samples"][name]["original"] < 100  # the uncovered items are in neither task
+    assert results["n-samples"]["icl_ft_reversal_forward_icl"] == results["n-samples"]["icl_ft_reversal_forward_ft"]

@@ -9,7 +9,6 @@ false; held-out categories must appear in training only in their parent fact.
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 from collections import Counter, defaultdict
@@ -19,7 +18,7 @@ import pytest
 from lm_eval_tasks.api import generate_family
 from lm_eval_tasks.icl_context import estimate_tokens
 from lm_eval_tasks.semantic import templates as T
-from lm_eval_tasks.semantic.audit import Parser, template_regex
+from lm_eval_tasks.semantic.audit import Parser
 from lm_eval_tasks.semantic.generator import PRESETS, build_instance, generate
 from lm_eval_tasks.semantic.knowledge import ISA, PROPERTY_RELATIONS, Fact, SkeletonError, load_skeleton
 from lm_eval_tasks.semantic.language import plural
