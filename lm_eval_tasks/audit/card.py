@@ -68,20 +68,27 @@ def render_markdown(card: dict[str, Any]) -> str:
                for split in learn[units[0]]["splits"]],
         )  # fmt: skip
 
-    out += ["", "## Shortcut heuristics", "", f"Bound: {card['bound']}.", ""]
-    by_split: dict[str, list[dict[str, Any]]] = {}
+    out += ["", "## Shortcut heuristics", "", (f"Bound: {card['bound']}. Fact-blind heuristics see the test rows; "
+            "fact-aware ones the training text (and, where it differs, the ICL context)."), ""]  # fmt: skip
+    by_split: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for result in card["shortcuts"]:
-        by_split.setdefault(result["split"], []).append(result)
-    for split, results in by_split.items():
-        first = results[0]
+        by_split.setdefault(result["split"], {}).setdefault(result["heuristic"], []).append(result)
+    with_icl = any(r["corpus"] == "icl" for r in card["shortcuts"])
+    for split, heuristics in by_split.items():
+        first = next(iter(heuristics.values()))[0]
         out += [(f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
                 f"bound {first['bound']:.3f}"), ""]  # fmt: skip
-        out += _table(
-            ["heuristic", "sees", "accuracy", "status"],
-            [[r["heuristic"], r["corpus"] or "test rows", f"{r['accuracy']:.3f}",
-              r["status"] + (f": {r['note']}" if r["note"] else "")] for r in results],
-        )  # fmt: skip
-        out += [""]
+        rows, notes = [], set()
+        for name, results in heuristics.items():
+            scores = {r["corpus"]: f"{r['accuracy']:.3f}" for r in results}
+            statuses = [r["status"] for r in results]
+            status = "FAIL" if "FAIL" in statuses else "permitted" if "permitted" in statuses else "ok"
+            notes |= {r["note"] for r in results if r["note"]}
+            sees = "training text" if results[0]["fact_aware"] else "test rows"
+            score = scores.get("train", scores.get(None, ""))
+            rows.append([name, sees, score, *([scores.get("icl", "")] if with_icl else []), status])
+        out += _table(["heuristic", "sees", "accuracy", *(["on the ICL context"] if with_icl else []), "status"], rows)
+        out += [""] + [f"Permitted: {note}." for note in sorted(notes)] + ([""] if notes else [])
 
     out += ["## `--limit` prefixes", "", ("Largest excess, over every prefix, of a label position, an item kind or an "
             "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):"), ""]  # fmt: skip
