@@ -150,7 +150,7 @@ def run_lm_eval(model, task: str, metadata: dict, cwd) -> subprocess.CompletedPr
         ("icl_ft_reversal_forward_ft", {"num_factz": 4},
          "lm_eval: error: unknown --metadata key(s) ['num_factz'] for the reversal tasks"),
         ("icl_ft_reversal_curse_reverse_ft", {"source_dir": "/nowhere/june_version"},
-         "lm_eval: error: source_dir /nowhere/june_version is not a directory; expected p2d_prompts_train.jsonl"),
+         "lm_eval: error: source_dir /nowhere/june_version is not a directory; expected one with p2d_prompts_train"),
     ],
 )  # fmt: skip
 def test_lm_eval_cli_prints_one_line_and_exits_2(tiny_model, tmp_path, task, metadata, message):
