@@ -18,6 +18,8 @@ from itertools import pairwise
 
 import torch
 
+from icl_ft_common.kv_cache import keeps_only_keys_and_values
+
 # Layer types (config.layer_types) whose attention a tree mask can express.
 FULL_ATTENTION, SLIDING_ATTENTION = "full_attention", "sliding_attention"
 
@@ -185,30 +187,6 @@ def cached_tokens(layer) -> int:
     return layer.keys.shape[-2]
 
 
-def _only_keys_and_values(layer) -> bool:
-    """True if a cache layer's only per-token state is its key and value tensors (attention, nothing recurrent)."""
-    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-    if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor) and keys.dim() == 4):
-        return False
-    for name, value in vars(layer).items():
-        if name in ("keys", "values"):
-            continue
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            return False
-        if isinstance(value, (dict, list, tuple)) and any(isinstance(v, torch.Tensor) for v in _flatten(value)):
-            return False
-    return True
-
-
-def _flatten(value):
-    items = value.values() if isinstance(value, dict) else value
-    for item in items:
-        if isinstance(item, (dict, list, tuple)):
-            yield from _flatten(item)
-        else:
-            yield item
-
-
 def mask_layout(config, cache) -> MaskLayout | str:
     """How to mask a token tree for this model and its (filled) prefix cache, or why a tree cannot be masked."""
     text_config = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
@@ -216,7 +194,7 @@ def mask_layout(config, cache) -> MaskLayout | str:
     if not layers:
         return "its cache has no per-layer key/value tensors"
     for index, layer in enumerate(layers):
-        if not _only_keys_and_values(layer):
+        if not keeps_only_keys_and_values(layer):
             return f"cache layer {index} ({type(layer).__name__}) keeps a recurrent or convolution state, which cannot branch"
     if getattr(text_config, "attention_chunk_size", None) is not None:
         return "chunked attention"

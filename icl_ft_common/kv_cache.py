@@ -51,6 +51,7 @@ class CacheReuse:
 
     argument: str  # "cache" (transformers >= 5.24) or "past_key_values"
     clone_tensors: bool  # forks clone the state tensors (some layer updates them in place)
+    batches: bool = False  # a fork repeated into several rows continues each row exactly
 
     def kwargs(self, cache) -> dict[str, Any]:
         """Keyword arguments that pass `cache` to the model's forward or to `generate`."""
@@ -59,6 +60,10 @@ class CacheReuse:
     def fork(self, cache):
         """A copy of `cache` that can be continued without changing `cache`."""
         return fork_cache(cache, clone_tensors=self.clone_tensors)
+
+    def fork_rows(self, cache, rows: int):
+        """A fork of a one-row `cache` repeated into `rows` rows (a batch continuing the same prefix)."""
+        return repeat_rows(cache, rows, clone_tensors=self.clone_tensors)
 
     def describe(self) -> str:
         forks = "cloned state" if self.clone_tensors else "shared tensors"
@@ -90,33 +95,30 @@ def _is_container(value) -> bool:
     return isinstance(value, (dict, list, tuple))
 
 
-def _copy_state(value, clone_tensors: bool, copy_objects: bool):
+def _copy_state(value, copy_tensor: Callable, copy_objects: bool):
     """Copy containers (and, if `copy_objects`, the objects in them: the cache layers) down to the tensors."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.clone() if clone_tensors else value
+        return copy_tensor(value)
     if isinstance(value, dict):
-        return type(value)((key, _copy_state(item, clone_tensors, copy_objects)) for key, item in value.items())
+        return type(value)((key, _copy_state(item, copy_tensor, copy_objects)) for key, item in value.items())
     if isinstance(value, (list, tuple)):
-        return type(value)(_copy_state(item, clone_tensors, copy_objects) for item in value)
+        return type(value)(_copy_state(item, copy_tensor, copy_objects) for item in value)
     if copy_objects and hasattr(value, "__dict__") and not isinstance(value, type):
-        return _copy_object(value, clone_tensors)
+        return _copy_object(value, copy_tensor)
     return value
 
 
-def _copy_object(obj, clone_tensors: bool):
-    """A shallow copy of `obj` whose tensors and containers are copied one level down.
+def _copy_object(obj, copy_tensor: Callable):
+    """A shallow copy of `obj` whose tensors (through `copy_tensor`) and containers are copied one level down.
 
     Objects held directly in attributes (a config, a CUDA stream) stay shared; objects in
     containers (the layers of a cache) are copied the same way.
     """
     new = copy.copy(obj)
     for name, value in vars(obj).items():
-        if _is_container(value):
-            vars(new)[name] = _copy_state(value, clone_tensors, copy_objects=True)
-        else:
-            vars(new)[name] = _copy_state(value, clone_tensors, copy_objects=False)
+        vars(new)[name] = _copy_state(value, copy_tensor, copy_objects=_is_container(value))
     return new
 
 
@@ -127,7 +129,18 @@ def fork_cache(cache, clone_tensors: bool):
     tensors on update (concatenation), as full and sliding-window attention layers do, and
     free. With it every state tensor is cloned (layers that write into their state in place).
     """
-    return _copy_object(cache, clone_tensors)
+    return _copy_object(cache, (lambda tensor: tensor.clone()) if clone_tensors else (lambda tensor: tensor))
+
+
+def repeat_rows(cache, rows: int, clone_tensors: bool):
+    """A fork of a one-row cache whose per-row state (tensors with a leading dimension of 1) has `rows` rows."""
+
+    def copy_tensor(tensor):
+        if tensor.dim() > 0 and tensor.shape[0] == 1:
+            return tensor.repeat_interleave(rows, dim=0)
+        return tensor.clone() if clone_tensors else tensor
+
+    return _copy_object(cache, copy_tensor)
 
 
 def state_tensors(cache) -> Iterator:
@@ -148,6 +161,32 @@ def state_tensors(cache) -> Iterator:
                 yield from walk(item, depth + 1)
 
     yield from walk(cache, 0)
+
+
+def keeps_only_keys_and_values(layer) -> bool:
+    """True if a cache layer's only per-token state is its key and value tensors (attention, nothing recurrent)."""
+    import torch
+
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor) and keys.dim() == 4):
+        return False
+    for name, value in vars(layer).items():
+        if name in ("keys", "values"):
+            continue
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return False
+        if isinstance(value, (dict, list, tuple)) and any(isinstance(v, torch.Tensor) for v in _flatten(value)):
+            return False
+    return True
+
+
+def _flatten(value):
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        if isinstance(item, (dict, list, tuple)):
+            yield from _flatten(item)
+        else:
+            yield item
 
 
 # --- the probe ---------------------------------------------------------------------------
@@ -209,7 +248,10 @@ def probe_cache_reuse(
                 cache = prefill(forward, prefix, reuse, chunk_tokens=split)
             error = fork_error(forward, reuse, cache, suffixes, expected, tolerance)
             if error is None:
-                return reuse
+                batch_error = rows_error(forward, reuse, cache, suffixes, expected, tolerance)
+                if batch_error is not None:
+                    logger.debug("no batches from one prefix cache: %s", batch_error)
+                return dataclasses.replace(reuse, batches=batch_error is None)
             logger.debug("forks with %s: %s", reuse.describe(), error)
             cache = None
     raise CacheReuseUnsupported(error)
@@ -260,6 +302,19 @@ def fork_error(forward: Forward, reuse: CacheReuse, cache, suffixes, expected, t
     if worst > tolerance:
         return f"prefix-then-suffix logits differ from a full forward by {worst:.3g} (tolerance {tolerance:g})"
     return None
+
+
+def rows_error(forward: Forward, reuse: CacheReuse, cache, suffixes, expected, tolerance: float) -> str | None:
+    """Why a fork repeated into one row per suffix does not continue each row exactly, or None if it does."""
+    import torch
+
+    try:
+        batch = torch.cat(list(suffixes), dim=0)
+        outputs = forward(input_ids=batch, use_cache=True, **reuse.kwargs(reuse.fork_rows(cache, len(suffixes))))
+        worst = float((_log_probs(outputs) - torch.cat(list(expected), dim=0)).abs().max())
+    except Exception as error:  # noqa: BLE001 - a verdict, not a crash
+        return f"a cache repeated into rows fails: {type(error).__name__}: {error}"
+    return None if worst <= tolerance else f"rows of a repeated cache differ by {worst:.3g}"
 
 
 def _continuing_argument(forward: Forward, cache, tokens) -> str | None:

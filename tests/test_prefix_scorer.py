@@ -1,9 +1,9 @@
 """`hf-prefix` (icl_ft/prefix_scorer.py) scores exactly like lm-eval's `hf`, only faster.
 
 Tiny random models have near-uniform attention, so a wrong attention mask or position
-would barely move their scores; `sharp_model` scales their weights up so that every
-such mistake shows (a mask that lets tree tokens see each other moves scores by ~0.1,
-far above the tolerance). Every architecture of tests/tiny_models.py is covered: full
+would barely move their scores; the `sharp_model` fixture (tests/conftest.py) scales their
+weights up so that every such mistake shows (a mask that lets tree tokens see each other
+moves scores by ~0.1, far above the tolerance). Every architecture of tests/tiny_models.py is covered: full
 attention, sliding-window and hybrid caches (prompts several windows long), and
 linear-attention hybrids; each test first checks which path the load-time probe chose,
 so a silent fallback to `hf` fails in seconds.
@@ -36,31 +36,6 @@ EXPECTED_MODE = {
     **dict.fromkeys(LINEAR_ATTENTION_ARCHITECTURES, SEQUENTIAL),
 }
 NUM_SHORT_REQUESTS = 3  # the last requests of `_requests`, which share no prefix
-
-
-@pytest.fixture(scope="session")
-def sharp_model(tiny_model, tmp_path_factory):
-    """Factory: `sharp_model("llama")` -> a tiny model directory with 8x larger matrices."""
-    built = {}
-
-    def make(architecture: str) -> Path:
-        if architecture not in built:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            source = tiny_model(architecture)
-            model = AutoModelForCausalLM.from_pretrained(source)
-            with torch.no_grad():
-                for param in model.parameters():
-                    if param.dim() == 2:
-                        param.mul_(8.0)
-            directory = tmp_path_factory.mktemp(f"sharp-{architecture}")
-            model.save_pretrained(directory)
-            AutoTokenizer.from_pretrained(source).save_pretrained(directory)
-            built[architecture] = directory
-        return built[architecture]
-
-    return make
 
 
 def _requests(num_queries: int = 4):

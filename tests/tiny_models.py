@@ -122,6 +122,27 @@ def build_tiny_model(architecture: str, directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def build_sharp_model(source: Path, directory: Path, scale: float = 8.0) -> Path:
+    """A copy of the tiny model at `source` with every weight matrix scaled by `scale`.
+
+    Tiny random models have near-uniform attention, so a wrong mask or position barely moves
+    their outputs and every prompt yields the same greedy text; scaled up, each such mistake
+    shows (a mask that lets tree tokens see each other moves scores by ~0.1) and prompts steer
+    the output.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.mul_(scale)
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(source).save_pretrained(directory)
+    return Path(directory)
+
+
 def save_random_lora(model_dir: str | Path, out_dir: Path, seed: int = 0) -> Path:
     """A rank-4 LoRA adapter on every linear layer of `model_dir` with random, non-zero B.
 
