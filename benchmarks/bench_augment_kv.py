@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     prefix, suffixes = split_shared_prefix(GLOBAL_PROMPT, documents, context=shown)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, stop_strings=GLOBAL_PROMPT.stop_strings)
     print(f"model {model} ({args.dtype}), torch threads {torch.get_num_threads()}")
+    if generator.cache_reuse is None:  # the probe's reason was logged
+        print("error: this model cannot reuse a prefix KV cache, nothing to compare", file=sys.stderr)
+        return 1
+    print(f"prefix KV cache reuse: {generator.cache_reuse.describe()}; batches mix suffix lengths: "
+          f"{generator.padding_is_ignored}")  # fmt: skip
     print(f"context: {info['documents_shown']}/{info['documents_total']} documents, "
           f"{generator.count_tokens(prefix)} prefix tokens; {len(documents)} documents in batches of "
           f"{args.batch_size}, max_new_tokens {args.max_new_tokens}, greedy")  # fmt: skip

@@ -49,3 +49,20 @@ def smollm2_path():
     from icl_ft.embedded_model import ensure_checkpoint
 
     return ensure_checkpoint()
+
+
+# --- the lock: which installed versions differ from requirements/lock.txt (see tests/lock_diff.py)
+
+
+def pytest_report_header(config):
+    from tests.lock_diff import summary
+
+    return summary()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus not in (0, 5):  # a failure on versions other than the lock's names them (the canary's case)
+        from tests.lock_diff import summary
+
+        terminalreporter.section("versions")
+        terminalreporter.write_line(summary())

@@ -17,7 +17,7 @@ from finetune.config import FinetuneConfig
 from finetune.provenance import PROVENANCE_FILE
 from finetune.train import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.internals]
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny models learn nothing at the paper's 3e-4 in a few steps; a large rate makes every change visible.

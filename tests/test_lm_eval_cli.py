@@ -20,7 +20,7 @@ import yaml
 
 from lm_eval_tasks import TASKS_DIR
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.internals]
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 4

@@ -13,6 +13,8 @@ import pytest
 from icl_ft import _lm_eval_hook as hook
 from lm_eval_tasks import TASKS_DIR
 
+pytestmark = pytest.mark.internals  # relies on lm-eval's internals: `make test-latest` runs it
+
 
 def fake_manager_module(init):
     module = types.ModuleType("fake_manager")
