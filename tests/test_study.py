@@ -11,7 +11,7 @@ from icl_ft.study import StudyError, runner
 from icl_ft.study.cells import RunDir, Step, results_file, steps_of
 from icl_ft.study.plan import PRESETS, Preset, build_plan
 
-pytestmark = [pytest.mark.integration, pytest.mark.internals]
+pytestmark = pytest.mark.integration
 
 TINY = Preset(
     name="tiny",
