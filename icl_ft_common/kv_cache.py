@@ -6,16 +6,17 @@ output field with it; 5.0-5.23 know only `past_key_values`. Sliding-window and l
 caches keep only part of the past, so a cache cannot always be cut back to its prefix either.
 `probe_cache_reuse(model)` answers both questions once, with a few tokens through the model:
 
-1. Run 16 tokens with `use_cache=True`: the model builds the cache type its architecture needs
+1. Run 12 tokens with `use_cache=True`: the model builds the cache type its architecture needs
    (full, sliding-window, linear-attention layers) and returns it.
 2. Continue it with 4 more tokens under `cache=`, then under `past_key_values=`: the first
-   name under which the cache object grows is the one this transformers reads (the other one
+   name under which the cache object grows by 4 is the one this transformers reads (the other
    is ignored or deprecated), so 5.24+ never takes the deprecated path.
-3. Continue two suffixes from forks of that prefix cache and compare their logits with one
-   forward of the whole sequence: equal within floating-point tolerance, and the prefix cache
-   unchanged afterwards. A fork shares the prefix's tensors when the layers only rebind theirs
-   (full and sliding-window attention: free); layers that update a state in place
-   (convolution, recurrent states) get cloned tensors instead.
+3. Continue two 4-token suffixes from forks of that 16-token prefix cache and compare their
+   logits with one forward of the whole sequence: equal within floating-point tolerance, and
+   the prefix cache unchanged afterwards. A fork shares the prefix's tensors when the layers
+   only rebind theirs (full and sliding-window attention: free); layers that update a state in
+   place (convolution, recurrent states) get cloned tensors instead. Last, the same with the
+   fork repeated into a batch of two rows (`CacheReuse.batches`, what augment needs).
 
 Callers: `icl_ft.prefix_scorer` (`--model hf-prefix`) and `augment.backends.HFGenerator`
 (global-mode KV reuse). Import cost is nil: torch is imported inside the functions.
