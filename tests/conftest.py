@@ -60,6 +60,7 @@ def pytest_report_header(config):
     return summary()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if exitstatus not in (0, 5):  # a failure on versions other than the lock's names them (the canary's case)
         from tests.lock_diff import summary
