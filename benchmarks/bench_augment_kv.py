@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model
     if model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         model = str(ensure_checkpoint())
     generator = HFGenerator(model, dtype=args.dtype, batch_size=args.batch_size)

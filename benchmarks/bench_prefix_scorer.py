@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit < 1:
         raise SystemExit("error: --limit must be at least 1")
     if args.model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         args.model = str(ensure_checkpoint())
     if args.peft and not Path(args.peft).is_dir():
