@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test test-fast
+.PHONY: install run test test-fast lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ install: $(BIN)/.installed
 # embedded model with the small preset; resumable (rerun skips finished steps).
 run: install
 	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
-		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --out $(RUN_DIR)
+		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest
@@ -36,3 +36,9 @@ test: install
 # Everything but the real-model tests (a few minutes less).
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# ruff's lint rules and formatting (settings in pyproject.toml), and the layer rule between our packages.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/import_graph.py

@@ -93,7 +93,7 @@ def main() -> None:
         for precision in args.precisions.split(","):
             peak_before = matmul_peak(precision)
             cfg = FinetuneConfig(
-                family=args.family, model=model_path, output_dir=str(Path(scratch) / precision), steps=args.steps,
+                family=args.family, model=model_path, output=str(Path(scratch) / precision), steps=args.steps,
                 batch_size=args.batch_size, precision=precision, save_steps=10**6, logging_steps=10**6,
                 min_loglik_change=0.0, threads=args.threads,
             )  # fmt: skip
