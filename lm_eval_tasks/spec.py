@@ -38,7 +38,7 @@ class FamilyData:
 
     family: str
     version: str
-    seed: int  # the data seed
+    seed: int  # the data seed (`data_seed` in provenance records)
     options: dict[str, Any]
     train: list[dict[str, Any]]
     icl_facts: list[str]
@@ -46,15 +46,11 @@ class FamilyData:
     oracle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def provenance(self) -> dict[str, Any]:
-        """What identifies this instance: recorded with every adapter and augmented file.
-
-        `seed` is the data seed (the key predates the three named seeds and is kept so that
-        provenance records stay comparable).
-        """
+        """What identifies this instance: recorded with every adapter and augmented file."""
         return {
             "family": self.family,
             "version": self.version,
-            "seed": self.seed,
+            "data_seed": self.seed,
             "options": self.options,
             "train_sha256": _sha256_rows(self.train),
         }

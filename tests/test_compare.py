@@ -164,7 +164,11 @@ def test_compare_hand_made_runs(runs, tmp_path, capsys):
     # accuracy from the samples equals lm-eval's own aggregate
     for run, condition in ((runs / "base", "base"), (runs / "adapter", "ft:adapter-local")):
         acc = json.loads(_results_file(run).read_text())["results"]
-        for task, split in (("icl_ft_reversal_forward_ft", "reversal | forward"), ("icl_ft_semantic_rephrase_ft", "semantic | rephrase")):  # fmt: skip
+        splits = (
+            ("icl_ft_reversal_forward_ft", "reversal | forward"),
+            ("icl_ft_semantic_rephrase_ft", "semantic | rephrase"),
+        )
+        for task, split in splits:
             assert f"| {split} | {condition} | {LIMIT} | {acc[task]['acc,none']:.3f} |" in report
     # doc_hash is the same under the _icl and _ft task of a split: base and icl pair on every item
     # hand-made runs: the data seed from lm-eval's metadata; a random adapter records no training seed

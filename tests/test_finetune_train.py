@@ -190,10 +190,11 @@ def test_lm_eval_scores_the_adapter_with_the_recorded_command(tiny_model, tmp_pa
     output = train(tiny_model("llama"), tmp_path / "adapter", data_seed=1)
     command = json.loads((output / PROVENANCE_FILE).read_text())["lm_eval_command"]
     assert """--metadata '{"seed": 1}'""" in command
+    flags = ["--device", "cpu", "--batch_size", "4", "--limit", "4", "--output_path", str(tmp_path / "results")]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     scored = subprocess.run(
-        [*shlex.split(command), "--device", "cpu", "--batch_size", "4", "--limit", "4", "--output_path", str(tmp_path / "results")],
-        capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-    )  # fmt: skip
+        [*shlex.split(command), *flags], capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
     assert scored.returncode == 0, scored.stderr[-2000:]
     (results_file,) = (tmp_path / "results").rglob("results_*.json")
     results = json.loads(results_file.read_text())

@@ -442,3 +442,26 @@ def test_presets_are_typed_and_checked_when_defined_and_when_planned(tiny_model,
     monkeypatch.setitem(PRESETS, "bad", Preset(name="bad", description="", augment={"global": {"temperature": -1}}))
     with pytest.raises(StudyError, match=r"reversal ft_global: temperature=-1.0 must be >= 0"):
         build_plan(study_config(tiny_model("llama"), preset="bad"))
+
+
+def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, monkeypatch):
+    """An executor gets the steps to do and a picklable `execute` (what a process pool or a cluster
+    would ship to a worker); the run's bookkeeping comes from the results it reports."""
+    import pickle
+
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    cell = Step("cell", "reversal", condition="base")
+    run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})
+    seen = []
+
+    class ShippingExecutor:
+        def run(self, steps, execute, report):
+            for step in steps:
+                seen.append(step.label)
+                remote = pickle.loads(pickle.dumps(execute))  # as if sent to another process
+                report(runner.StepResult(step, remote(step), 0.5, True))
+
+    outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
+    assert seen == ["cell reversal-base"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
+    assert run.is_done(cell)

@@ -62,6 +62,8 @@ PRESETS = {
     "small": Preset(num_categories=32, num_holdout=4, num_documents=64, max_sentences=8),
     "paper": Preset(num_categories=110, num_holdout=11, num_documents=2200, max_sentences=20),
 }
+
+
 @dataclasses.dataclass(frozen=True)
 class Instance:
     """A generated instance with the symbolic side kept: for tests and debugging (`vocab.gloss`)."""
