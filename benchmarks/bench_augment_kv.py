@@ -7,8 +7,8 @@ Builds the global-augmentation prompts exactly as `python -m augment --mode glob
 (the reversal family's training documents in context, subsampled to the token budget),
 then generates greedily for the first N facts in both ways in one process, alternating
 batch by batch: continuing each batch of documents from a copy of the context's KV cache
-(computed once, inside the timing), and recomputing the context for every document. Prints both times, their ratio, and whether every greedy
-output is identical (exit status 1 if not).
+(computed once, inside the timing), and recomputing the context for every document. Prints
+both times, their ratio, and whether every greedy output is identical (exit status 1 if not).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model
     if model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         model = str(ensure_checkpoint())
     generator = HFGenerator(model, dtype=args.dtype, batch_size=args.batch_size)

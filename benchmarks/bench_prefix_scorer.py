@@ -180,7 +180,7 @@ def make_random_model(name: str, out_dir: Path, layers: int | None, seed: int) -
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from icl_ft.embedded_model import ensure_checkpoint
+    from icl_ft_common.embedded_model import ensure_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_checkpoint())
     fields = dict(RANDOM_MODELS[name][1])
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers is not None and (args.random_model is None or args.layers < 1):
         raise SystemExit("error: --layers needs --random-model and a positive number")
     if args.model is None and args.random_model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         args.model = str(ensure_checkpoint())
     if args.peft and not Path(args.peft).is_dir():

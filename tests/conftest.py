@@ -46,7 +46,7 @@ def sharp_model(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="session")
 def smollm2_path():
     """The embedded SmolLM2-135M-Instruct checkpoint (installed and converted on first use)."""
-    from icl_ft.embedded_model import ensure_checkpoint
+    from icl_ft_common.embedded_model import ensure_checkpoint
 
     return ensure_checkpoint()
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from augment.__main__ import main
+from augment import run as main
 from augment.backends import BackendError, HFGenerator, SamplingParams, load_generator
 from augment.config import AugmentConfig
 from tests.tiny_models import SLIDING_WINDOW
