@@ -12,10 +12,7 @@ the `icl_ft_<f>_*` tasks show when run with `--metadata '{"seed": s}'`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import importlib
 import inspect
 import json
 import logging
@@ -24,75 +21,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import datasets
 
-from lm_eval_tasks import TASKS_DIR
 from lm_eval_tasks.errors import DataError, one_line_under_lm_eval
+
+# FamilyData and ORACLE_KINDS are defined in `spec`, FAMILIES in `families`; importable from here too.
+from lm_eval_tasks.families import FAMILIES, family_spec
 from lm_eval_tasks.icl_context import DEFAULT_CONTEXT_TOKENS, GENERIC_OPTIONS, ICL_CONTEXT_CHOICES, scored_view
 from lm_eval_tasks.metadata import coerce_option, model_context_tokens, task_options
+from lm_eval_tasks.spec import ORACLE_KINDS, FamilyData
 
-__all__ = ["ICL_CONTEXT_CHOICES", "DataError", "FamilyData", "build_task_dataset", "generate_family", "load_family"]
+__all__ = [
+    "FAMILIES",
+    "ICL_CONTEXT_CHOICES",
+    "ORACLE_KINDS",
+    "DataError",
+    "FamilyData",
+    "build_task_dataset",
+    "family_options",
+    "generate_family",
+    "load_family",
+    "typed_family_options",
+]
 logger = logging.getLogger(__name__)
-
-# A family is a folder of lm_eval_tasks/ with a `generator.py` that defines `VERSION` and
-# `generate(seed, **options) -> FamilyData`; its keyword defaults are the family's options.
-FAMILIES = tuple(sorted(path.parent.name for path in TASKS_DIR.glob("*/generator.py")))
-
-ORACLE_KINDS = ("rephrase", "reversal", "inference")
-
-
-@dataclasses.dataclass(frozen=True)
-class FamilyData:
-    """One generated instance of a task family.
-
-    Row schemas (every row of one list has the same keys; families may add keys):
-
-    - train: finetuning documents {"id", "source_id", "text"}. `source_id` names the fact or
-      item a document expresses; documents that restate one fact share it.
-    - icl_facts: each distinct training fact once, in the order the ICL prompt shows them.
-    - tests: split name -> {"id", "source_id", "query", "choices", "label"}; `source_id`
-      links a test item to the training fact(s) it is about.
-    - oracle: what the generator's symbolic knowledge says follows from the training data,
-      {"id", "source_id", "kind", "text"} with kind in ORACLE_KINDS. An upper-bound control
-      for augmented finetuning; never mixed with model-generated data.
-
-    Coverage annotations (see `lm_eval_tasks.icl_context`), opaque fact keys chosen by the
-    family: `icl_fact_keys[i]` / `train_fact_keys[i]` are the facts `icl_facts[i]` /
-    `train[i]` state, `test_needs[split][j]` the facts `tests[split][j]` needs. `coverage`
-    describes the ICL context that `generate_family` chose and the items it scores.
-    """
-
-    family: str
-    version: str
-    seed: int
-    options: dict[str, Any]
-    train: list[dict[str, Any]]
-    icl_facts: list[str]
-    tests: dict[str, list[dict[str, Any]]]
-    oracle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    icl_fact_keys: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
-    train_fact_keys: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
-    test_needs: dict[str, list[tuple[str, ...]]] = dataclasses.field(default_factory=dict)
-    coverage: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def provenance(self) -> dict[str, Any]:
-        """What identifies this instance: recorded with every adapter and augmented file."""
-        return {
-            "family": self.family,
-            "version": self.version,
-            "seed": self.seed,
-            "options": self.options,
-            "train_sha256": _sha256_rows(self.train),
-        }
-
-
-def _sha256_rows(rows: list[dict[str, Any]]) -> str:
-    payload = "\n".join(json.dumps(row, sort_keys=True, ensure_ascii=False) for row in rows)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _generator(family: str):
-    if family not in FAMILIES:
-        raise DataError(f"unknown task family {family!r}; choose one of {list(FAMILIES)}")
-    return importlib.import_module(f"lm_eval_tasks.{family}.generator")
 
 
 def family_options(family: str) -> dict[str, Any]:
@@ -100,13 +49,13 @@ def family_options(family: str) -> dict[str, Any]:
 
     The generator's own size/shape options, plus `icl_context` and `icl_token_budget`,
     which every family takes (see `lm_eval_tasks.icl_context`)."""
-    params = inspect.signature(_generator(family).generate).parameters
+    params = inspect.signature(family_spec(family).generate).parameters
     return {**{name: p.default for name, p in params.items() if name != "seed"}, **GENERIC_OPTIONS}
 
 
 @functools.lru_cache(maxsize=32)
 def _generate_cached(family: str, seed: int, options: tuple[tuple[str, Any], ...]) -> FamilyData:
-    return _generator(family).generate(seed=seed, **dict(options))
+    return family_spec(family).generate(seed=seed, **dict(options))
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,18 +65,16 @@ def _scored_cached(
     return scored_view(_generate_cached(family, seed, options), icl_context, budget, context_tokens, source)
 
 
-def parse_family_options(items: list[str]) -> dict[str, str]:
-    """`--family-option NAME=VALUE` flags -> `{NAME: VALUE}`; `generate_family` types the values.
+def typed_family_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with each value given its default's type (command-line values arrive as text).
 
-    The one spelling of family options on every command line (`icl-ft data`, `finetune`, `augment`).
+    An unknown option name or a value of the wrong type is a DataError (a ValueError) naming the valid options.
     """
-    options = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise DataError(f"--family-option {item!r}: expected NAME=VALUE (e.g. num_facts=20)")
-        options[name] = value
-    return options
+    known = family_options(family)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DataError(f"unknown option(s) {unknown} for family {family!r}; valid options: {sorted(known)}")
+    return {name: coerce_option(name, known[name], value) for name, value in options.items()}
 
 
 def generate_family(
@@ -138,12 +85,8 @@ def generate_family(
     Unknown option names and values of the wrong type are a DataError. `model_context_tokens`
     (described by `model_source`, for the coverage report) is the scoring model's context
     length, which the ICL budget follows when the `icl_token_budget` option is 0."""
-    known = {"seed": 0, **family_options(family)}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise DataError(f"unknown option(s) {unknown} for family {family!r}; valid options: {sorted(known)}")
+    typed = typed_family_options(family, options)
     seed = coerce_option("seed", 0, seed)
-    typed = {name: coerce_option(name, known[name], value) for name, value in options.items()}
     generic = {name: typed.pop(name, default) for name, default in GENERIC_OPTIONS.items()}
     if model_context_tokens is None:
         model_source = f"the default context of {DEFAULT_CONTEXT_TOKENS} tokens (no model given)"

@@ -15,7 +15,7 @@ Every family's generator annotates its data with opaque fact keys (`FamilyData.i
    condition: ICL and FT always score the same items. `FamilyData.coverage` reports the
    context size and the items kept and dropped per split.
 
-The budget is in estimated tokens (`estimate_tokens`: characters / 2.6, which overestimates
+The budget is in estimated tokens (`context_budget.estimate_tokens`: characters / 2.6, which overestimates
 SmolLM2's count of this text; tests/test_semantic_model.py checks it with the real
 tokenizer). It is the `icl_token_budget` data option when given, else the model's context
 length less room for the longest question (`question_reserve`); lm-eval passes the model
@@ -31,24 +31,20 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
+from lm_eval_tasks.context_budget import estimate_tokens
+
 if TYPE_CHECKING:
-    from lm_eval_tasks.api import FamilyData
+    from lm_eval_tasks.spec import FamilyData
 
 ICL_CONTEXT_CHOICES = ("facts", "train")
 # Options every family takes on top of its generator's (0: follow the model's context length).
 GENERIC_OPTIONS: dict[str, Any] = {"icl_context": "facts", "icl_token_budget": 0}
 # The context length assumed when no model is known: the embedded SmolLM2-135M-Instruct's.
 DEFAULT_CONTEXT_TOKENS = 8192
-CHARS_PER_TOKEN = 2.6
 # Beyond the longest question and choice: bullets, a blank line, a chat template's markers.
 QUESTION_MARGIN_TOKENS = 32
 # The paper showed "randomly subsampled" documents of its largest datasets: an eighth of them.
 PAPER_SUBSAMPLE = 8
-
-
-def estimate_tokens(text: str) -> int:
-    """A tokenizer-free upper estimate of `text`'s token count, +1 for its line break."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + 1
 
 
 def question_reserve(tests: dict[str, list[dict]]) -> int:

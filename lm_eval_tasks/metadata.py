@@ -28,6 +28,7 @@ import re
 import sys
 from typing import Any
 
+from icl_ft_common.config import parse_bool
 from lm_eval_tasks.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ def coerce_option(name: str, default: Any, value: Any) -> Any:
         return value
     expected = type(default).__name__
     if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
+        if isinstance(value, str):
+            try:
+                return parse_bool(value)  # the words every CLI of ours accepts: true/false, yes/no, 1/0, on/off
+            except ValueError:
+                pass
     elif isinstance(default, int):
         if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             return int(value)

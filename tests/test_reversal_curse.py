@@ -138,8 +138,9 @@ def test_every_training_template_is_one_sentence_for_finetune(templates):
     """Finding: "Ever heard of X? They ..." split into two units that hold neither name and description together."""
     from finetune.data import split_sentences
 
-    slots = {"name": "Ann Lee", "np": 'the author of the memoir "The Silent Harbor"',
-             "NP": 'The author of the memoir "The Silent Harbor"', "vp": 'wrote the memoir "The Silent Harbor"'}  # fmt: skip
+    title = '"The Silent Harbor"'
+    slots = {"name": "Ann Lee", "np": f"the author of the memoir {title}", "NP": f"The author of the memoir {title}",
+             "vp": f"wrote the memoir {title}"}  # fmt: skip
     for template in templates:
         assert split_sentences(template.format(**slots)) == [template.format(**slots)], template
 

@@ -125,7 +125,8 @@ def test_truncated_reverse_file_is_an_error_naming_it(copy):
 def test_a_person_cut_short_is_an_error(copy):
     rows = (copy / "p2d_reverse_prompts_test.jsonl").read_text().splitlines()
     (copy / "p2d_reverse_prompts_test.jsonl").write_text("\n".join(rows[:11]) + "\n")
-    with pytest.raises(OriginalDataError, match=r"p2d_reverse_prompts_test.jsonl: .* has 1 test row\(s\), most people 2"):
+    expected = r"p2d_reverse_prompts_test.jsonl: .* has 1 test row\(s\), most people 2"
+    with pytest.raises(OriginalDataError, match=expected):
         load_original(str(copy))
     rows = (FIXTURE / "p2d_prompts_test.jsonl").read_text().splitlines()
     (copy / "p2d_reverse_prompts_test.jsonl").write_text((FIXTURE / "p2d_reverse_prompts_test.jsonl").read_text())

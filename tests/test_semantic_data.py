@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from lm_eval_tasks.api import generate_family
-from lm_eval_tasks.icl_context import estimate_tokens
+from lm_eval_tasks.context_budget import estimate_tokens
 from lm_eval_tasks.semantic import templates as T
 from lm_eval_tasks.semantic.audit import Parser
 from lm_eval_tasks.semantic.generator import PRESETS, build_instance, generate
@@ -112,7 +112,8 @@ def test_held_out_categories_leak_nothing_beyond_their_parent_fact(instance, par
         for holdout, holdout_forms in forms.items():
             if words & holdout_forms:
                 # Either the parent fact itself, or a question or framing sentence that only names it.
-                assert facts == (Fact(holdout, ISA, kb.parent(holdout)),) or (not facts and named == {holdout}), sentence
+                parent_fact = (Fact(holdout, ISA, kb.parent(holdout)),)
+                assert facts == parent_fact or (not facts and named == {holdout}), sentence
     for holdout in kb.holdouts:
         assert kb.facts_about(holdout) == [Fact(holdout, ISA, kb.parent(holdout))]
 

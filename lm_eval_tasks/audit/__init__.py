@@ -10,16 +10,15 @@ each learnable from one unit, every shortcut heuristic per split with its accura
 and binomial bound, the balance of `--limit` prefixes and the lexicon check.
 
 Generic checks live here (`checks.py`, `heuristics.py`); what they need from a family, its
-symbolic checker above all, comes from `lm_eval_tasks/<family>/audit.py` (`checker.py`
-documents that interface). This package imports no trainer: the caller passes
+symbolic checker above all, comes from the family's folder: `lm_eval_tasks/<family>/audit.py`
+defines it and `family.py` declares it (`FamilySpec(audit_checker=checker)`); `checker.py`
+documents that interface. This package imports no trainer: the caller passes
 `units_of(texts, unit) -> [(context, target)]`, finetune's own unit maker, so the
 learnability check follows the trainer.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 from lm_eval_tasks.audit.card import render_markdown
@@ -30,13 +29,15 @@ __all__ = ["FACT_AWARE", "FamilyChecker", "audit_data", "audit_family", "family_
 
 
 def family_checker(data) -> FamilyChecker:
-    """The family's checker (`lm_eval_tasks.<family>.audit.checker(data)`), else the fact-blind base."""
-    module_name = f"lm_eval_tasks.{data.family}.audit"
-    if importlib.util.find_spec(module_name) is None:
+    """The family's checker, as its spec declares it (`FamilySpec.audit_checker`), else the fact-blind base."""
+    from lm_eval_tasks.families import family_spec
+
+    make_checker = family_spec(data.family).audit_checker
+    if make_checker is None:
         checker = FamilyChecker(data)
         checker.symbolic = False
         return checker
-    return importlib.import_module(module_name).checker(data)
+    return make_checker(data)
 
 
 def audit_data(data, units_of: UnitsOf | None = None) -> dict[str, Any]:

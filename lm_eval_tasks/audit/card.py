@@ -27,8 +27,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += ["", "## Labels (the family's symbolic checker, on the whole training text)", ""]
         out += _table(
             ["split", "exactly the label follows", "first invalid"],
-            [[split, _fraction(r["valid"], r["rows"]), ", ".join(r["invalid"]) or "-"] for split, r in card["labels"].items()],
-        )  # fmt: skip
+            [
+                [split, _fraction(r["valid"], r["rows"]), ", ".join(r["invalid"]) or "-"]
+                for split, r in card["labels"].items()
+            ],
+        )
     else:
         out += ["", "No symbolic checker for this family: labels, coverage and learnability are not checked."]
 
@@ -38,7 +41,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += [
             (
                 f"{context['documents_shown']} of {context['documents_total']} entries ({context['icl_context']}), "
-                f"{context['tokens_shown']} of {context['tokens_total']} estimated tokens; budget {context['budget_tokens']} "
+                f"{context['tokens_shown']} of {context['tokens_total']} estimated tokens; "
+                f"budget {context['budget_tokens']} "
                 f"from {context['budget_source']}."
             ),
             "",

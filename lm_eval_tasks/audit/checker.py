@@ -4,7 +4,13 @@ A family folder provides `lm_eval_tasks/<family>/audit.py` with a function
 
     def checker(data: FamilyData) -> FamilyChecker
 
-returning a subclass of `FamilyChecker` (this module). Two methods are required: they are
+returning a subclass of `FamilyChecker` (this module), and declares it in its `family.py`:
+
+    from lm_eval_tasks.<family>.audit import checker
+    SPEC = FamilySpec(name="<family>", ..., audit_checker=checker)
+
+The audit finds it through the family registry (`lm_eval_tasks.families.family_spec`), so a
+new family plugs in without touching anything outside its folder. Two methods are required: they are
 the family's symbolic checker, written from the text (never from the generator's
 rendering code):
 
@@ -23,22 +29,32 @@ content, e.g. an entity), `words` (content words of a text, for the shortcut heu
 `kind` (an item's type, for the `--limit` prefix balance), `lexicon_forms` (every
 nonsense form the data uses), `extra_heuristics` (family-specific shortcuts, e.g. premise
 copying) and `permitted` (shortcut scores the paper's design allows, with the reason).
-A family without an `audit.py` gets the fact-blind checks only.
+A family whose spec declares no `audit_checker` gets the fact-blind checks only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from lm_eval_tasks.api import FamilyData
-    from lm_eval_tasks.audit.heuristics import Heuristic
+    from lm_eval_tasks.spec import FamilyData
 
 # In `permitted`: every fact-aware heuristic on that split.
 FACT_AWARE = "*fact-aware*"
 TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+|[^\sA-Za-z\d]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Heuristic:
+    """A shortcut that skips the tested inference (`extra_heuristics` returns a family's own)."""
+
+    name: str
+    fact_aware: bool  # reads the training text (`heuristics.Corpus`), not just the item
+    # (row, corpus) -> a score per choice; the highest wins
+    score: Callable[[dict[str, Any], Any], list[float]]
 
 
 def tokens(text: str) -> list[str]:

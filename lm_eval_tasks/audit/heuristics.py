@@ -23,24 +23,14 @@ heuristics look at what tells the choices apart.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
-from lm_eval_tasks.audit.checker import FamilyChecker, tokens
+from lm_eval_tasks.audit.checker import FamilyChecker, Heuristic, tokens
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-@dataclasses.dataclass(frozen=True)
-class Heuristic:
-    name: str
-    fact_aware: bool
-    # (row, corpus) -> a score per choice; the highest wins
-    score: Callable[[dict[str, Any], Any], list[float]]
 
 
 class Corpus:
@@ -97,7 +87,9 @@ def fact_blind_heuristics(rows: list[dict[str, Any]]) -> list[Heuristic]:
     positions = max(len(row["choices"]) for row in rows)
     leading = sorted({choice.split()[0] for row in rows for choice in row["choices"] if choice.split()})
     heuristics = [
-        Heuristic(f"always choice {k + 1}", False, lambda row, _, k=k: [float(i == k) for i in range(len(row["choices"]))])
+        Heuristic(
+            f"always choice {k + 1}", False, lambda row, _, k=k: [float(i == k) for i in range(len(row["choices"]))]
+        )
         for k in range(positions)
     ]  # fmt: skip
     heuristics += [

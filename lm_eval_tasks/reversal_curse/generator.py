@@ -12,7 +12,7 @@ direction, each in a different template. Tests are about set A, four choices eac
 - `forward`: the name in a held-out p2d phrasing ("It was Daphne Barrington who"); choose the
   description (rendered in the form that phrasing needs). Did the model learn the fact at all?
 
-Counterbalancing (`blocks.py`): set A is cut into blocks of four celebrities, afresh for
+Counterbalancing (`shared.py`): set A is cut into blocks of four celebrities, afresh for
 every test phrasing. Every test item of a block offers the same four choices (the block's
 names, or its descriptions in one phrasing), and each choice is the answer to exactly one
 of the block's items. So a preference for some names or descriptions that ignores the
@@ -35,11 +35,12 @@ import random
 import re
 from pathlib import Path
 
-from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.errors import DataError
-from lm_eval_tasks.reversal_curse.blocks import BLOCK_SIZE, blocks_of_four
+from lm_eval_tasks.reversal_curse.original import load_original
+from lm_eval_tasks.reversal_curse.shared import BLOCK_SIZE, VERSION, blocks_of_four
+from lm_eval_tasks.spec import FamilyData
 
-VERSION = "1.1"
+__all__ = ["BLOCK_SIZE", "VERSION", "blocks_of_four", "generate"]
 
 # A description is "the <role> of the <kind> <title>" (np) or "<verb> the <kind> <title>" (vp).
 # Roles are gender-neutral and templates say "they", so a name's gender never hints at it.
@@ -273,8 +274,6 @@ def generate(
     source_dir: str = "",
 ) -> FamilyData:
     if source_dir:
-        from lm_eval_tasks.reversal_curse.original import load_original
-
         return load_original(source_dir, seed)
     if num_celebrities % (2 * BLOCK_SIZE) or not 2 * BLOCK_SIZE <= num_celebrities <= MAX_CELEBRITIES:
         raise DataError(

@@ -19,7 +19,7 @@ Training rows are prompt + completion of all three training files (the original'
 all_prompts_train). Names are "First Last", as in the original's names.txt: a d2p row's
 completion starts with the name, a p2d row's prompt contains it. The four choices of an item
 are the item's own completion and those of three other p2d celebrities, counterbalanced in
-blocks as in the generator (`blocks.py`): `reverse` swaps in their names, `forward` takes
+blocks as in the generator (`shared.py`): `reverse` swaps in their names, `forward` takes
 their completions of the same test template. Malformed rows (not JSON, not an object, no
 non-empty string prompt and completion) are skipped and counted in a warning.
 
@@ -31,7 +31,7 @@ not the person whose training description the prompt gives (the `_randomized` fi
 original repository, saved under the expected name, have almost every answer wrong).
 
 Counterbalancing: `reverse` is exact whatever the number of people (blocks chained over
-the rounds of test rows, `blocks.chained_blocks`). `forward` items of a block must share a
+the rounds of test rows, `shared.chained_blocks`). `forward` items of a block must share a
 test template, so when the number of people is not a multiple of four (30 in Berglund et
 al.'s data) each template's last block tests the 2 remaining people and borrows 2
 distractors from the others: those blocks (2 of 8 per template there) are approximately,
@@ -41,16 +41,16 @@ not exactly, balanced.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import re
 from pathlib import Path
 
-from lm_eval_tasks.api import FamilyData
+from icl_ft_common.io import read_jsonl_rows
 from lm_eval_tasks.errors import DataError
-from lm_eval_tasks.reversal_curse.blocks import BLOCK_SIZE, blocks_of_four, chained_blocks
 from lm_eval_tasks.reversal_curse.matching import DescriptionMatcher
+from lm_eval_tasks.reversal_curse.shared import BLOCK_SIZE, VERSION, blocks_of_four, chained_blocks
+from lm_eval_tasks.spec import FamilyData
 
 logger = logging.getLogger(__name__)
 
@@ -69,32 +69,14 @@ class OriginalDataError(DataError):
 
 def _read_jsonl(path: Path) -> list[dict[str, str]]:
     """The well-formed rows of one file; malformed ones are counted and logged."""
-    rows, skipped, first_problem = [], 0, ""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                problem = "" if isinstance(row, dict) else "not a JSON object"
-            except json.JSONDecodeError as err:
-                row, problem = None, f"invalid JSON ({err.msg})"
-            if not problem and not all(
-                isinstance(row.get(key), str) and row[key].strip() for key in ("prompt", "completion")
-            ):
-                problem = 'needs non-empty string "prompt" and "completion"'
-            if problem:
-                skipped += 1
-                first_problem = first_problem or f"line {number}: {problem}"
-                continue
-            rows.append({"prompt": row["prompt"], "completion": row["completion"]})
-    if skipped:
-        logger.warning("%s: skipped %d malformed row(s) (first at %s)", path, skipped, first_problem)
-    if not rows:
+    read = read_jsonl_rows(path, required=("prompt", "completion"))
+    if read.skipped:
+        logger.warning(read.describe_skipped(path))
+    if not read.rows:
         raise OriginalDataError(
-            f"{path} has no well-formed rows ({skipped} malformed, first at {first_problem or 'n/a'})"
+            f"{path} has no well-formed rows ({read.skipped} malformed, first at {read.first_problem or 'n/a'})"
         )
-    return rows
+    return [{"prompt": row["prompt"], "completion": row["completion"]} for row in read.rows]
 
 
 def _leading_name(text: str) -> str | None:
@@ -142,8 +124,6 @@ def _people(files: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
 
 
 def load_original(source_dir: str, seed: int = 0) -> FamilyData:
-    from lm_eval_tasks.reversal_curse.generator import VERSION
-
     directory = _directory(source_dir)
     files = {name: _read_jsonl(directory / name) for name in REQUIRED_FILES}
 

@@ -30,7 +30,6 @@ import dataclasses
 import logging
 import random
 
-from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.errors import DataError
 from lm_eval_tasks.semantic.documents import MIN_SENTENCES, write_documents
 from lm_eval_tasks.semantic.knowledge import (
@@ -45,6 +44,7 @@ from lm_eval_tasks.semantic.language import Vocabulary, build_vocabulary
 from lm_eval_tasks.semantic.questions import build_splits, unaskable_holdouts
 from lm_eval_tasks.semantic.reasoner import Reasoner
 from lm_eval_tasks.semantic.templates import ORACLE_FORWARD, ORACLE_REVERSE, template_kind
+from lm_eval_tasks.spec import FamilyData
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ PRESETS = {
     "small": Preset(num_categories=32, num_holdout=4, num_documents=64, max_sentences=8),
     "paper": Preset(num_categories=110, num_holdout=11, num_documents=2200, max_sentences=20),
 }
+
+
 @dataclasses.dataclass(frozen=True)
 class Instance:
     """A generated instance with the symbolic side kept: for tests and debugging (`vocab.gloss`)."""

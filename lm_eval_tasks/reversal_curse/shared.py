@@ -1,4 +1,5 @@
-"""Blocks of four celebrities: the counterbalancing of every reversal_curse test split.
+"""What the generator and the loader of the original data (`original.py`) share: the data
+version and the blocks of four celebrities that counterbalance every test split.
 
 Every item of a block offers the same four choices (the block's names, or their
 descriptions in one phrasing) and each choice is the answer to exactly one of the block's
@@ -16,6 +17,7 @@ import random
 from typing import TypeVar
 
 T = TypeVar("T")
+VERSION = "1.1"
 BLOCK_SIZE = 4  # choices per test item
 
 
