@@ -15,22 +15,29 @@ from pathlib import Path
 import pytest
 
 from icl_ft.audit import finetune_units
-from icl_ft.study.plan import PRESETS
 from lm_eval_tasks.audit import audit_family
+from lm_eval_tasks.families import family_spec
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reversal_curse_original"
+
+
+def small(family: str) -> dict:
+    """The options of the study's small preset, as the family declares them."""
+    return dict(family_spec(family).study.options["small"])
+
+
 SEEDS = (0, 1)
 # (family, options): each family's defaults, the study's small preset, the semantic presets, the original files.
 CONFIGS = [
     ("reversal", {}),
-    ("reversal", PRESETS["small"].family_options["reversal"]),
+    ("reversal", small("reversal")),
     ("syllogism", {}),
-    ("syllogism", PRESETS["small"].family_options["syllogism"]),
+    ("syllogism", small("syllogism")),
     ("reversal_curse", {}),
-    ("reversal_curse", PRESETS["small"].family_options["reversal_curse"]),
+    ("reversal_curse", small("reversal_curse")),
     ("reversal_curse", {"source_dir": str(FIXTURE)}),
     ("semantic", {"preset": "small"}),
-    ("semantic", PRESETS["small"].family_options["semantic"]),
+    ("semantic", small("semantic")),
     ("semantic", {"preset": "paper"}),
 ]
 CASES = [(family, options, seed) for family, options in CONFIGS for seed in SEEDS]
@@ -130,7 +137,7 @@ def test_sentence_units_lose_no_fact_in_reversal_curse_documents(cards, seed):
 def test_icl_ft_audit_prints_and_writes_the_card(tmp_path, capsys):
     from icl_ft.cli import main
 
-    status = main(["audit", "reversal", "--family-option", "num_facts=4", "--data-seed", "3", "--out", str(tmp_path)])
+    status = main(["audit", "reversal", "--family-option", "num_facts=4", "--data-seed", "3", "--output", str(tmp_path)])
     assert status == 0
     printed = capsys.readouterr().out
     assert printed.startswith("# Dataset card: reversal")
@@ -151,7 +158,7 @@ def test_icl_ft_audit_prints_and_writes_the_card(tmp_path, capsys):
 def test_icl_ft_audit_bad_input_is_one_line(tmp_path, capsys, argv, message):
     from icl_ft.cli import main
 
-    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert main([*argv, "--output", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith(message) and error.count("\n") == 1
     assert not list(tmp_path.iterdir())

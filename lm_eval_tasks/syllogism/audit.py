@@ -14,8 +14,7 @@ import itertools
 import re
 from typing import ClassVar
 
-from lm_eval_tasks.audit.checker import FamilyChecker
-from lm_eval_tasks.audit.heuristics import Heuristic
+from lm_eval_tasks.audit.checker import FamilyChecker, Heuristic
 
 STATEMENT = re.compile(r"(All|Some but not all|No) (\w+) are (\w+)\.|(\w+) include (all|some but not all|no) (\w+)\.")
 QUERY = re.compile(r"^The relationships between (\w+) and (\w+) are:$")
