@@ -137,7 +137,8 @@ def test_sentence_units_lose_no_fact_in_reversal_curse_documents(cards, seed):
 def test_icl_ft_audit_prints_and_writes_the_card(tmp_path, capsys):
     from icl_ft.cli import main
 
-    status = main(["audit", "reversal", "--family-option", "num_facts=4", "--data-seed", "3", "--output", str(tmp_path)])
+    argv = ["audit", "reversal", "--family-option", "num_facts=4", "--data-seed", "3", "--output", str(tmp_path)]
+    status = main(argv)
     assert status == 0
     printed = capsys.readouterr().out
     assert printed.startswith("# Dataset card: reversal")
