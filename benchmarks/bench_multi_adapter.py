@@ -16,6 +16,11 @@ Printed: both wall times, their ratio (the speed-up), the max abs log-likelihood
 over every request of every adapter, and whether every per-doc accuracy agrees. Exit status
 1 if |dLL| exceeds 1e-4 or any accuracy differs. The wall times include whatever else the
 machine is doing: on a shared machine only the ratio within one run means something.
+
+`--forward-probe` instead times the two ways of running N adapters over the same rows in one
+process: switching the active adapter (`set_adapter`, N forwards of B rows, what
+`score_adapters` does) and PEFT's mixed-adapter batch (one forward of N x B rows with
+`adapter_names=[...]`), and prints their ratio and the max abs difference of the log-probs.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch threads of every subprocess (OMP_NUM_THREADS)")
     parser.add_argument("--keep", type=Path, help="keep adapters and outputs in this directory")
     parser.add_argument("--json", type=Path, help="also write the measurements as JSON here")
+    parser.add_argument("--forward-probe", action="store_true", help="time set_adapter vs mixed-adapter batches only")
+    parser.add_argument("--seq-len", type=int, default=32, help="--forward-probe: tokens per row (default 32)")
+    parser.add_argument("--repeats", type=int, default=3, help="--forward-probe: timed repeats (default 3)")
     parser.add_argument("--worker-spec", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -93,6 +101,51 @@ def run_worker(spec_file: Path) -> None:
     failed = {name: o.error for name, o in outcomes.items() if o.error}
     if failed:
         raise SystemExit(f"error: cells failed: {failed}")
+
+
+def forward_probe(model_dir: str, adapters: list[str], rows: int, seq_len: int, repeats: int) -> dict:
+    """Median wall time of N adapters over the same rows: adapter switching vs one mixed-adapter batch."""
+    import statistics
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    names = [f"adapter{i}" for i in range(len(adapters))]
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), adapters[0], adapter_name=names[0]
+    )
+    for name, adapter in zip(names[1:], adapters[1:]):
+        model.load_adapter(adapter, adapter_name=name)
+    model.eval()
+    ids = torch.randint(0, model.config.vocab_size, (rows, seq_len), generator=torch.Generator().manual_seed(0))
+
+    def switching() -> torch.Tensor:
+        outputs = []
+        for name in names:
+            model.set_adapter(name)
+            outputs.append(torch.log_softmax(model(input_ids=ids).logits, dim=-1))
+        return torch.cat(outputs)
+
+    def mixed() -> torch.Tensor:
+        per_row = [name for name in names for _ in range(rows)]
+        return torch.log_softmax(model(input_ids=ids.repeat(len(names), 1), adapter_names=per_row).logits, dim=-1)
+
+    seconds: dict[str, list[float]] = {"switching": [], "mixed": []}
+    outputs = {}
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first round warms up and is not counted
+            for name, run in (("switching", switching), ("mixed", mixed)):
+                started = time.perf_counter()
+                outputs[name] = run()
+                seconds[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values[1:]) for name, values in seconds.items()}
+    return {
+        "switching_seconds": median["switching"],
+        "mixed_seconds": median["mixed"],
+        "switching_over_mixed": median["switching"] / median["mixed"],
+        "max_abs_logprob_diff": float((outputs["switching"] - outputs["mixed"]).abs().max()),
+    }
 
 
 def child_env(threads: int | None) -> dict[str, str]:
@@ -147,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         print(f"making {args.adapters} random LoRA adapters ...", file=sys.stderr, flush=True)
         adapters = make_adapters(args.model, workdir, args.adapters)
+        if args.forward_probe:
+            return report_probe(args, forward_probe(args.model, adapters, args.batch_size, args.seq_len, args.repeats))
         env = child_env(args.threads)
 
         spec = {"model": args.model, "adapters": adapters, "task": args.task, "metadata": metadata,
@@ -194,6 +249,21 @@ def main(argv: list[str] | None = None) -> int:
                     "max_abs_dll": max_dll, "docs": docs, "acc_differs": acc_differs}  # fmt: skip
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **measured}, indent=1))
     return 0 if ok else 1
+
+
+def report_probe(args: argparse.Namespace, probe: dict) -> int:
+    import torch
+
+    print(f"model {args.model}, {args.adapters} adapters x {args.batch_size} rows x {args.seq_len} tokens, "
+          f"torch threads {torch.get_num_threads()}, median of {args.repeats}")  # fmt: skip
+    print(f"set_adapter, one forward per adapter: {probe['switching_seconds']:.3f} s")
+    print(f"mixed-adapter batch, one forward    : {probe['mixed_seconds']:.3f} s")
+    print(
+        f"switching / mixed: {probe['switching_over_mixed']:.2f}x; max |d log-prob| {probe['max_abs_logprob_diff']:.2e}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **probe}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
