@@ -89,16 +89,23 @@ def _pause_after_first_checkpoint(marker: Path) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class TouchSteps:
-    """A graph of trivial steps: step NAME writes DIR/NAME, after checking its dependencies' files exist."""
+    """A graph of trivial steps: step NAME writes DIR/NAME listing the dependencies whose files it found."""
 
     directory: str
     graph: tuple[tuple[str, tuple[str, ...]], ...]  # (name, dependency names)
+    failing: tuple[str, ...] = ()  # steps that raise on every attempt
+    tolerant: tuple[str, ...] = ()  # steps that run even if some dependencies failed
+
+    def dependencies(self, name: str) -> tuple[str, ...]:
+        return dict(self.graph)[name]
 
     def __call__(self, name: str) -> None:
-        missing = [d for d in dict(self.graph)[name] if not Path(self.directory, d).is_file()]
-        if missing:
-            raise RuntimeError(f"{name} ran before {missing}")
-        Path(self.directory, name).write_text(f"{name} by {os.getpid()}")
+        if name in self.failing:
+            raise RuntimeError(f"{name} fails on purpose")
+        present = [d for d in self.dependencies(name) if Path(self.directory, d).is_file()]
+        if name not in self.tolerant and len(present) != len(self.dependencies(name)):
+            raise RuntimeError(f"{name} ran before all of {self.dependencies(name)}")
+        Path(self.directory, name).write_text(",".join(present))
 
     def is_done(self, name: str) -> bool:
         return Path(self.directory, name).is_file()

@@ -233,8 +233,7 @@ from icl_ft.study.ray_executor import run_graph
 from tests.ray_steps import TouchSteps
 
 steps = TouchSteps(sys.argv[1], (("a", ()), ("b", ("a",)), ("c", ("a",)), ("d", ("b", "c"))))
-outcome = run_graph([name for name, _ in steps.graph], lambda n: dict(steps.graph)[n], steps, steps.is_done,
-                    local_cpus=2)
+outcome = run_graph([name for name, _ in steps.graph], steps.dependencies, steps, steps.is_done, local_cpus=2)
 print(sorted(outcome.done), outcome.failed)
 """
 
@@ -263,6 +262,18 @@ def test_without_ray_installed_the_error_is_one_line_naming_the_extra(monkeypatc
         run_graph(["a"], lambda n: [], steps, steps.is_done)
     message = str(raised.value)
     assert "\n" not in message and INSTALL_HINT in message
+
+
+def test_a_step_that_tolerates_failures_runs_after_its_failed_dependencies(ray_cluster, tmp_path):
+    """E.g. one scoring pass over a family's adapters: it scores the adapters that exist."""
+    graph = (("a", ()), ("b", ()), ("pass", ("a", "b")), ("after_pass", ("pass",)), ("needs_a", ("a",)))
+    steps = TouchSteps(str(tmp_path), graph, failing=("a",), tolerant=("pass",))
+    outcome = run_graph([name for name, _ in graph], steps.dependencies, steps, steps.is_done, address=ray_cluster,
+                        max_retries=0, tolerates_failures=lambda name: name in steps.tolerant)  # fmt: skip
+    assert sorted(outcome.done) == ["after_pass", "b", "pass"]
+    assert outcome.failed == {"a": "RuntimeError: a fails on purpose", "needs_a": "not run: a failed (RuntimeError: "
+                              "a fails on purpose)"}  # fmt: skip
+    assert (tmp_path / "pass").read_text() == "b"  # it ran after a failed and b was done
 
 
 def test_a_step_no_node_can_fit_is_refused_before_anything_runs(ray_cluster, tmp_path):

@@ -87,13 +87,16 @@ def run_graph(
     local_cpus: int | None = None,
     label: Callable[[S], str] = str,
     on_finished: Callable[[S, str, str | None, float], None] | None = None,
+    tolerates_failures: Callable[[S], bool] = lambda step: False,
 ) -> GraphOutcome:
     """Execute every step of `steps` not done yet on Ray; see the module docstring.
 
     `execute` and the steps are pickled to the workers: use module-level functions (or
     functools.partial of them) of an installed package. `on_finished(step, status, error,
     seconds)` is called on the driver as each step ends, with status "done", "failed" or
-    "blocked" (a dependency failed; not attempted).
+    "blocked" (a dependency failed; not attempted). A step for which `tolerates_failures(step)`
+    is true is not blocked: it runs once every dependency has finished, done or failed (e.g. one
+    scoring pass over a family's adapters, which scores those that exist and records the others).
     """
     if max_retries < 0:
         raise ValueError(f"max_retries {max_retries} must be >= 0")
@@ -123,7 +126,7 @@ def run_graph(
         scheduler = _Scheduler(
             ray=ray, task=ray.remote(_run_step), todo=todo, deps=deps, needs=needs, finished=finished,
             execute=execute, is_done=is_done, max_retries=max_retries, label=label, on_finished=on_finished,
-            outcome=outcome,
+            tolerates_failures=tolerates_failures, outcome=outcome,
         )  # fmt: skip
         scheduler.run()
     finally:
@@ -183,6 +186,7 @@ class _Scheduler:
     max_retries: int
     label: Callable
     on_finished: Callable | None
+    tolerates_failures: Callable
     outcome: GraphOutcome
     failed: dict = dataclasses.field(default_factory=dict)  # step -> one line (failed or blocked)
     pending: dict = dataclasses.field(default_factory=dict)  # object ref -> step
@@ -206,6 +210,7 @@ class _Scheduler:
                 else:
                     self._finish(step, "failed", error)
                     self._block_dependents()
+                    self._submit_ready()  # steps that tolerate the failure may be ready now
         except BaseException:
             for ref in self.pending:  # e.g. Ctrl-C: stop the workers; unfinished outputs do not count as done
                 self.ray.cancel(ref, force=True)
@@ -215,7 +220,8 @@ class _Scheduler:
         for step in self.todo:
             if step in self.submitted or step in self.failed:
                 continue
-            if all(d in self.finished for d in self.deps[step]):
+            tolerant = self.tolerates_failures(step)
+            if all(d in self.finished or (tolerant and d in self.failed) for d in self.deps[step]):
                 self.submitted.add(step)
                 self._submit(step)
 
@@ -263,7 +269,7 @@ class _Scheduler:
         while changed:
             changed = False
             for step in self.todo:
-                if step in self.submitted or step in self.failed:
+                if step in self.submitted or step in self.failed or self.tolerates_failures(step):
                     continue
                 culprit = next((d for d in self.deps[step] if d in self.failed), None)
                 if culprit is not None:
