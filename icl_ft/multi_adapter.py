@@ -200,7 +200,7 @@ def score_adapters(
             if isinstance(loaded[cell.name], str):  # the load error
                 finish(cell, started, loaded[cell.name])
                 continue
-            finish(cell, started, *scorer.score(cell, {**base_args, "peft": cell.adapter}, loaded[cell.name]))
+            finish(cell, started, *scorer.score(cell, {**base_args, "peft": str(cell.adapter)}, loaded[cell.name]))
     return outcomes
 
 
@@ -239,6 +239,7 @@ class _Scorer:
                     lm._model = PeftModel.from_pretrained(lm._model, path, adapter_name=name)
             except Exception as err:  # noqa: BLE001 - a broken adapter fails its cell only
                 loaded[cell.name] = _load_error(path, err, self.base_model)
+                _remove_partly_loaded(lm, name)
                 continue
             self.adapter_names[path] = name
             loaded[cell.name] = (name, path)
@@ -324,6 +325,24 @@ def _task_manager_building_once(metadata: dict):
     return BuildingOnce(include_path=str(TASKS_DIR), include_defaults=False, metadata=metadata)
 
 
+def _remove_partly_loaded(lm, name: str) -> None:
+    """PEFT inserts an adapter's layers before it loads the weights: after a failed load (weights that
+    do not fit), take them out again so that they neither count nor linger in the model."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    model = lm._model
+    if isinstance(model, PeftModel):
+        if name in model.peft_config:
+            model.delete_adapter(name)
+        return
+    # The first adapter failed inside PeftModel.from_pretrained: the plain model got LoRA layers.
+    for module_name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent, _, child = module_name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, module.get_base_layer())
+
+
 def _resize_embeddings_like_hflm(lm) -> None:
     """HFLM resizes the embeddings when the tokenizer has more tokens than the model (LoRAs with
     added tokens) before attaching a `peft=` adapter; do the same so the adapters see that model."""
@@ -335,12 +354,13 @@ def _resize_embeddings_like_hflm(lm) -> None:
 
 
 def _load_error(path: str, err: Exception, base_model: str) -> str:
-    text = _one_line(err)
-    if "not found in the base model" in text:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if any("not found in the base model" in line for line in lines):
         return f"adapter {path} does not fit the base model {base_model}: its target modules are not in it"
-    if "size mismatch" in text:
-        return f"adapter {path} does not fit the base model {base_model}: weight shapes differ ({text[:160]})"
-    return f"adapter {path} could not be loaded ({text})"
+    mismatch = next((line for line in lines if "size mismatch" in line), None)
+    if mismatch:  # e.g. "size mismatch for ...q_proj.lora_A...weight: copying a param with shape ..."
+        return f"adapter {path} does not fit the base model {base_model}: weight shapes differ ({mismatch[:200]})"
+    return f"adapter {path} could not be loaded ({_one_line(err)})"
 
 
 def _publish(staging: Path, output: Path) -> None:

@@ -155,6 +155,14 @@ def ia3_adapter(base: Path, out: Path) -> Path:
     return out
 
 
+def misfit_lora(base: Path, out: Path) -> Path:
+    """A LoRA adapter whose config says rank 8 while its weights have rank 4."""
+    save_random_lora(base, out)
+    config = json.loads((out / "adapter_config.json").read_text())
+    (out / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))
+    return out
+
+
 def test_bad_adapters_fail_their_own_cell_with_one_line(adapters, tiny_model, tmp_path):
     base, loras = adapters
     from tests.tiny_models import build_tiny_model
@@ -176,13 +184,21 @@ def test_bad_adapters_fail_their_own_cell_with_one_line(adapters, tiny_model, tm
     }
     cells = [AdapterCell(name, path, tmp_path / "out" / name) for name, (path, _) in bad.items()]
     cells.append(AdapterCell("good", loras["seed1"], tmp_path / "out" / "good"))
+    # Weights that do not fit their config fail after PEFT has inserted the adapter's layers: first
+    # (wrapping the plain model) and between good adapters; the good ones must be scored as if alone.
+    cells.insert(0, AdapterCell("misfit_first", str(misfit_lora(base, tmp_path / "misfit1")), tmp_path / "out" / "m1"))
+    cells.append(AdapterCell("misfit_later", str(misfit_lora(base, tmp_path / "misfit2")), tmp_path / "out" / "m2"))
+    cells.append(AdapterCell("good2", loras["seed2"], tmp_path / "out" / "good2"))
     outcomes = score_adapters(base, cells, TASK, metadata=METADATA, limit=LIMIT, batch_size=BATCH)
     for name, (path, message) in bad.items():
         error = outcomes[name].error
         assert error and "\n" not in error and path in error and message in error, (name, error)
         assert not (tmp_path / "out" / name).exists()
-    assert outcomes["good"].error is None
+    for name in ("misfit_first", "misfit_later"):
+        assert "does not fit the base model" in outcomes[name].error and "weight shapes differ" in outcomes[name].error
+    assert outcomes["good"].error is None and outcomes["good2"].error is None
     assert_same_cell(tmp_path / "out" / "good", separate_run(base, loras["seed1"], tmp_path / "separate"))
+    assert_same_cell(tmp_path / "out" / "good2", separate_run(base, loras["seed2"], tmp_path / "separate2"))
 
 
 def test_check_adapter_accepts_a_copy_of_the_base_model(adapters, tmp_path):
