@@ -27,7 +27,7 @@ class DeliberateFailure(RuntimeError):
 class StudySteps:
     plans: tuple[dict, ...]  # StudyPlan.to_dict() per model
     run_dirs: tuple[str, ...]
-    pid_dir: str | None = None  # each attempt writes <label>.<pid> here
+    pid_dir: str | None = None  # each attempt writes a file <label>.<pid>.<ns> here
     pause_after_checkpoint: str | None = None  # label of an adapter step whose first attempt stops there
     always_fail: str | None = None  # label of a step that raises on every attempt
 
@@ -60,7 +60,8 @@ class StudySteps:
 
         label, plan = self.label(item), self.plan(item[0])
         if self.pid_dir:
-            Path(self.pid_dir, f"{label}.{os.getpid()}").write_text(str(os.getpid()))
+            # One file per attempt (a worker process may run several attempts): LABEL.PID.NANOSECONDS
+            Path(self.pid_dir, f"{label}.{os.getpid()}.{time.time_ns()}").write_text(str(os.getpid()))
         if label == self.always_fail:
             raise DeliberateFailure(f"{label} fails on purpose\nsecond line that the record must not show")
         if label == self.pause_after_checkpoint:
