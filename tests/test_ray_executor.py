@@ -1,12 +1,14 @@
-"""The Ray executor (`icl_ft.study.ray_executor`) on a real local Ray cluster (a head node and a
-second node, one CPU each, so steps run in at least two worker processes), running real study
-steps on tiny random models: its outputs equal the local runner's, a worker killed mid-step is
-retried and leaves nothing half-written, a step that always fails is retried a bounded number of
-times and blocks only its dependents. Skipped without Ray (`pip install 'lm-eval-icl-ft[ray]'`)."""
+"""The Ray executor on a real local Ray cluster (a head node and a second node, one CPU each, so
+steps run in at least two worker processes), through `icl-ft study --executor ray` itself, on two
+tiny random models in one study: its outputs equal the local executor's; a worker killed with
+SIGKILL mid-step is retried and leaves nothing half-written; a cell whose worker dies on its only
+attempt is recorded failed by the driver, and the local executor finishes that run. Also the
+scheduler (`run_graph`) on trivial steps. Skipped without Ray (`pip install 'lm-eval-icl-ft[ray]'`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -18,21 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from icl_ft.study import runner
-from icl_ft.study.cells import Step
-from icl_ft.study.plan import PRESETS, Preset, build_plan
-from icl_ft.study.ray_executor import INSTALL_HINT, ExecutorError, default_resources, run_graph
-from tests.ray_steps import StudySteps, TouchSteps
+from icl_ft.study.cells import MODELS_FILE, RunDir, Step
+from icl_ft.study.plan import PRESETS, Preset
+from icl_ft.study.ray_executor import INSTALL_HINT, ExecutorError, run_graph
+from tests.ray_steps import TouchSteps
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = Preset(
     name="tiny-ray",
-    description="tests: a few facts, 4 training steps with a checkpoint after each, 2 test items per split",
-    family_options={"reversal": {"num_facts": 4, "examples_per_fact": 2}},
+    description="tests: 12 training steps with a checkpoint after each (time to kill one), 2 test items per split",
     finetune={
-        "steps": 4,
+        "steps": 12,
         "batch_size": 2,
         "save_steps": 1,
         "logging_steps": 1,
@@ -44,8 +44,9 @@ TINY = Preset(
     limit=2,
     threads=1,
 )
-CONDITIONS = "base,icl,ft"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d+")
+# Written next to the cells by the analysis at the end of every run, not by a step.
+ANALYSIS_FILES = ("report.md", "figure.png")
 
 
 @pytest.fixture(scope="module")
@@ -66,52 +67,40 @@ def ray_cluster():
             cluster.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny-ray", TINY)
+
+
 @pytest.fixture(scope="module")
-def plans(tiny_model):
+def models(tiny_model):
+    return [tiny_model("llama"), tiny_model("qwen2")]
+
+
+def study(models, output: Path, *extra: str) -> int:
+    """`icl-ft study` as a user runs it (in this process: the driver)."""
+    from icl_ft.cli import main
+
+    model_flags = [flag for model in models for flag in ("--model", str(model))]
+    return main(["study", *model_flags, "--tasks", "icl_ft_reversal", "--preset", "tiny-ray", "--conditions",
+                 "base,icl,ft", "--family-option", "num_facts=4", "--family-option", "examples_per_fact=2",
+                 "--output", str(output), *extra])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local_run(models, tmp_path_factory):
+    """The same two-model study run by the local executor: the reference."""
+    output = tmp_path_factory.mktemp("local") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(PRESETS, "tiny-ray", TINY)
-        return [
-            build_plan(str(tiny_model(arch)), "icl_ft_reversal", preset="tiny-ray", conditions=CONDITIONS)
-            for arch in ("llama", "qwen2")
-        ]
+        assert study(models, output) == 0
+    return output
 
 
-@pytest.fixture(scope="module")
-def local_runs(plans, tmp_path_factory):
-    """The same studies run by the local executor: the reference."""
-    root = tmp_path_factory.mktemp("local")
-    runs = []
-    for index, plan in enumerate(plans):
-        outcome = runner.run_study(plan, root / f"m{index}")
-        assert outcome.failed == {}
-        runs.append(root / f"m{index}")
-    return runs
-
-
-def study_steps(plans, root: Path, **options) -> StudySteps:
-    run_dirs = []
-    for index, plan in enumerate(plans):
-        runner.prepare(plan, root / f"m{index}")  # the driver records the plan, as the local runner does
-        run_dirs.append(str(root / f"m{index}"))
-    (root / "pids").mkdir()
-    return StudySteps(tuple(p.to_dict() for p in plans), tuple(run_dirs), pid_dir=str(root / "pids"), **options)
-
-
-def run_on_ray(steps: StudySteps, address: str, **options):
-    return run_graph(
-        steps.items(), steps.dependencies, steps, steps.is_done, address=address, label=steps.label,
-        resources=default_resources(threads=1), **options,
-    )  # fmt: skip
-
-
-def attempts_by_pid(root: Path) -> dict[str, list[int]]:
-    """Step label -> the PID of the worker process of each attempt."""
-    found: dict[str, list[int]] = {}
-    for path in (root / "pids").iterdir():
-        label, pid, nanoseconds = (path.name.rsplit(".", 2) + ["", ""])[:3]
-        if pid.isdigit() and nanoseconds.isdigit():
-            found.setdefault(label, []).append(int(pid))
-    return found
+def model_dirs(run_dir: Path) -> dict[str, Path]:
+    """Model path -> that model's run directory in a study of several models."""
+    recorded = json.loads((run_dir / MODELS_FILE).read_text())
+    return {path: run_dir / "models" / model_id for model_id, path in recorded.items()}
 
 
 def files_of(run_dir: Path) -> list[str]:
@@ -122,28 +111,22 @@ def files_of(run_dir: Path) -> list[str]:
     def masked(path: Path) -> str:
         return TIMESTAMP.sub("TS", str(path.relative_to(run_dir)).replace(sanitize_model_name(str(run_dir)), "RUN"))
 
-    return sorted(masked(p) for p in run_dir.rglob("*") if p.is_file())
+    return sorted(masked(p) for p in run_dir.rglob("*") if p.is_file() and p.name not in ANALYSIS_FILES)
 
 
-def assert_same_outputs(ours: Path, reference: Path, only: tuple[str, ...] | None = None) -> None:
+def assert_same_outputs(ours: Path, reference: Path) -> None:
     """The same files, bit-identical adapter weights, equal cell records, results and samples."""
     from safetensors.torch import load_file
 
-    def select(files):
-        return [f for f in files if only is None or any(f.startswith(prefix) for prefix in only)]
-
-    assert select(files_of(ours)) == select(files_of(reference))
+    assert files_of(ours) == files_of(reference)
     for adapter in (reference / "adapters").glob("*/adapter_model.safetensors"):
         mine = ours / adapter.relative_to(reference)
-        if only is None or str(mine.relative_to(ours)).startswith(only):
-            a, b = load_file(mine), load_file(adapter)
-            assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), mine
+        a, b = load_file(mine), load_file(adapter)
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), mine
     for cell in (reference / "cells").iterdir():
-        if only is not None and not str((cell / "cell.json").relative_to(reference)).startswith(only):
-            continue
-        record, mine = json.loads((cell / "cell.json").read_text()), json.loads((ours / "cells" / cell.name /
-                                                                                  "cell.json").read_text())  # fmt: skip
-        keys = ("status", "condition", "family", "seed", "model", "error")
+        record = json.loads((cell / "cell.json").read_text())
+        mine = json.loads((ours / "cells" / cell.name / "cell.json").read_text())
+        keys = ("status", "condition", "family", "train_seed", "data_seed", "model", "error")
         assert {k: mine[k] for k in keys} == {k: record[k] for k in keys}
         (ref_results,) = cell.glob("lm_eval/*/results_*.json")
         (our_results,) = (ours / "cells" / cell.name).glob("lm_eval/*/results_*.json")
@@ -157,73 +140,118 @@ def assert_same_outputs(ours: Path, reference: Path, only: tuple[str, ...] | Non
             ]
 
 
-# --- on a real cluster -----------------------------------------------------------------------
+def worker_pid(task_name: str) -> int | None:
+    """The PID of the Ray worker running the task named `task_name` (Ray titles it `ray::<name>`)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, ValueError):
+            continue
+        if command == f"ray::{task_name}":
+            return int(entry.name)
+    return None
 
 
-def test_two_models_on_ray_equal_the_local_executor(ray_cluster, plans, local_runs, tmp_path):
-    steps = study_steps(plans, tmp_path)
-    outcome = run_on_ray(steps, ray_cluster)
-    labels = [steps.label(item) for item in steps.items()]
-    assert outcome.failed == {} and sorted(outcome.done) == sorted(labels) and outcome.skipped == []
-    assert set(outcome.attempts.values()) == {1}
-    pids = attempts_by_pid(tmp_path)
-    assert len({pid for found in pids.values() for pid in found}) >= 2  # the steps ran in parallel workers
-    for index, reference in enumerate(local_runs):
-        assert_same_outputs(tmp_path / f"m{index}", reference)
+def kill_when(condition, task_name: str, seen: dict, timeout: float = 600) -> threading.Thread:
+    """A thread that SIGKILLs the worker of `task_name` once `condition()` (a dict of what it saw then) holds."""
 
-    # A rerun finds everything done: nothing is submitted (either executor resumes the other's run).
-    again = run_on_ray(steps, ray_cluster)
-    assert again.done == [] and sorted(again.skipped) == sorted(labels)
+    def watch():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = condition()
+            pid = worker_pid(task_name) if state else None
+            if pid is not None:
+                seen.update(state, pid=pid)
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+# --- the study on a real cluster ---------------------------------------------------------------
+
+
+def test_two_models_on_ray_equal_the_local_executor(ray_cluster, models, local_run, tmp_path):
+    output = tmp_path / "run"
+    assert study(models, output, "--executor", "ray", "--ray-address", ray_cluster) == 0
+    ours, reference = model_dirs(output), model_dirs(local_run)
+    assert sorted(ours) == sorted(reference) == sorted(str(m.resolve()) for m in models)
+    for model in ours:
+        assert_same_outputs(ours[model], reference[model])
+    workers = {json.loads(p.read_text())["worker"] for p in output.glob("models/*/cells/*/cell.json")}
+    assert len(workers) >= 2 and f"{os.uname().nodename}:{os.getpid()}" not in workers  # in parallel, not here
+
+    # Either executor resumes the other's run: the local executor finds every step done.
+    from icl_ft.study import runner
+
+    monkeypatch = pytest.MonkeyPatch()
+    for name in ("run_augment", "run_finetune", "evaluate"):
+        monkeypatch.setattr(runner, name, lambda *a, **k: pytest.fail("a finished step was run again"))
+    try:
+        assert study(models, output) == 0
+    finally:
+        monkeypatch.undo()
 
 
 def test_a_worker_killed_mid_step_is_retried_and_leaves_nothing_half_written(
-    ray_cluster, plans, local_runs, tmp_path
+    ray_cluster, models, local_run, tmp_path, caplog
 ):  # fmt: skip
-    victim = "m0:adapter reversal-ft-seed0"
-    steps = study_steps(plans[:1], tmp_path, pause_after_checkpoint=victim)
-    adapter = tmp_path / "m0" / "adapters" / "reversal-ft-seed0"
-    seen: dict[str, object] = {}
+    output = tmp_path / "run"
+    adapter = RunDir(output).adapter_dir(Step("adapter", "reversal", condition="ft", train_seed=0))
+    work = adapter.with_name(adapter.name + ".work")
 
-    def kill_when_paused():
-        marker, deadline = tmp_path / "pids" / f"{victim}.paused", time.monotonic() + 600
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not marker.exists():
-            return
-        # Mid-step: a checkpoint is written, the adapter is not (nothing counts as done).
-        seen["checkpoints"] = sorted(p.name for p in adapter.with_name(adapter.name + ".work").glob("*/checkpoint-*"))
-        seen["adapter_done"] = steps.is_done((0, Step("adapter", "reversal", condition="ft", seed=0)))
-        os.kill(int(marker.read_text()), signal.SIGKILL)
+    def mid_training():  # a checkpoint is written, the adapter is not: nothing counts as done
+        if any(work.glob("**/checkpoint-2")):
+            return {"adapter_exists": adapter.exists()}
+        return None
 
-    killer = threading.Thread(target=kill_when_paused, daemon=True)
-    killer.start()
-    outcome = run_on_ray(steps, ray_cluster)
+    seen: dict = {}
+    killer = kill_when(mid_training, "adapter reversal-ft-seed0", seen)
+    scheduler_log = logging.getLogger("icl_ft.study.ray_executor")
+    scheduler_log.addHandler(caplog.handler)  # the study's loggers do not propagate to pytest's
+    try:
+        assert study(models[:1], output, "--executor", "ray", "--ray-address", ray_cluster) == 0
+    finally:
+        scheduler_log.removeHandler(caplog.handler)
     killer.join(timeout=5)
-    assert seen.get("checkpoints") == ["checkpoint-1"] and seen["adapter_done"] is False
-    assert outcome.failed == {} and outcome.attempts[victim] == 2
-    first, second = attempts_by_pid(tmp_path)[victim]
-    assert first != second  # the killed worker's retry ran in another process
-    assert_same_outputs(tmp_path / "m0", local_runs[0])
+    assert seen.get("adapter_exists") is False, "the worker was not killed mid-training"
+    assert "adapter reversal-ft-seed0: attempt 1 failed (its worker died" in caplog.text
+    assert_same_outputs(output, model_dirs(local_run)[str(models[0].resolve())])  # as if never killed
 
 
-def test_a_step_that_always_fails_is_retried_then_recorded_and_blocks_only_its_dependents(
-    ray_cluster, plans, local_runs, tmp_path
+def test_a_cell_whose_worker_dies_is_recorded_failed_and_the_local_executor_finishes_it(
+    ray_cluster, models, local_run, tmp_path, capsys
 ):  # fmt: skip
-    failing = "m0:adapter reversal-ft-seed0"
-    steps = study_steps(plans[:1], tmp_path, always_fail=failing)
-    finished = []
-    outcome = run_on_ray(steps, ray_cluster, max_retries=1,
-                         on_finished=lambda item, status, error, s: finished.append((steps.label(item), status)))  # fmt: skip
-    assert outcome.attempts[failing] == 2 and len(attempts_by_pid(tmp_path)[failing]) == 2
-    assert outcome.failed[failing] == f"DeliberateFailure: {failing} fails on purpose"  # one line
-    dependent = "m0:cell reversal-ft-seed0"
-    assert outcome.failed[dependent].startswith(f"not run: {failing} failed (DeliberateFailure")
-    assert dependent not in attempts_by_pid(tmp_path)  # never attempted
-    assert sorted(outcome.done) == ["m0:cell reversal-base", "m0:cell reversal-icl"]
-    assert sorted(finished) == sorted([(failing, "failed"), (dependent, "blocked"),
-                                       ("m0:cell reversal-base", "done"), ("m0:cell reversal-icl", "done")])  # fmt: skip
-    assert_same_outputs(tmp_path / "m0", local_runs[0], only=("cells/reversal-base/", "cells/reversal-icl/"))
-    assert not (tmp_path / "m0" / "adapters").exists() or not any((tmp_path / "m0" / "adapters").iterdir())
+    output = tmp_path / "run"
+    cell = Step("cell", "reversal", condition="icl")
+
+    def scoring():
+        state = RunDir(output).read_cell(cell)
+        return {"status": state["status"]} if state else None
+
+    seen: dict = {}
+    killer = kill_when(scoring, "cell reversal-icl", seen)
+    code = study(models[:1], output, "--executor", "ray", "--ray-address", ray_cluster, "--max-retries", "0")
+    killer.join(timeout=5)
+    assert seen.get("status") == "running" and code == 1
+    record = RunDir(output).read_cell(cell)
+    assert record["status"] == "failed" and record["error"].startswith("its worker died")  # not left "running"
+    assert "FAILED cell reversal-icl: its worker died" in capsys.readouterr().out
+    assert study(models[:1], output) == 0  # the local executor redoes only that cell
+    assert_same_outputs(output, model_dirs(local_run)[str(models[0].resolve())])
+
+
+def test_ray_flags_without_ray_or_with_bad_values_are_one_line_errors(models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    assert study(models[:1], tmp_path / "run", "--executor", "ray") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and INSTALL_HINT in err
+    assert study(models[:1], tmp_path / "run", "--executor", "ray", "--max-retries", "-1") == 2
+    assert "--max-retries -1 must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 # --- without a cluster -------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def test_progress_lines_have_elapsed_and_eta(tiny_model, caplog):
 
     plan = plan_for(tiny_model("llama"))
     todo = steps_of(plan)
-    progress = runner.Progress(plan, todo)
+    progress = runner.Progress(todo, lambda step: runner.estimate_seconds(plan, step))
     with caplog.at_level(logging.INFO, logger="icl_ft.study"):
         progress.finished(todo[0], "done", 5.0, executed=True)
     (line,) = [r.getMessage() for r in caplog.records]
@@ -456,11 +456,11 @@ def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, mon
     seen = []
 
     class ShippingExecutor:
-        def run(self, steps, execute, report):
-            for step in steps:
-                seen.append(step.label)
-                remote = pickle.loads(pickle.dumps(execute))  # as if sent to another process
-                report(runner.StepResult(step, remote(step), 0.5, True))
+        def run(self, jobs, graph, report):
+            for job in jobs:
+                seen.append(job.label)
+                remote = pickle.loads(pickle.dumps(graph.execute))  # as if sent to another process
+                report(runner.StepResult(job, remote(job), 0.5, True))
 
     outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
     assert seen == ["cell reversal-base"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}

@@ -43,6 +43,10 @@ class ExecutorError(RuntimeError):
     """The Ray executor cannot run (Ray missing, cluster unreachable, a step no node can fit); one line."""
 
 
+class StepFailed(RuntimeError):
+    """Raised by a step with a one-line error: recorded as it is, without the exception's name."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Resources:
     num_cpus: float = 1
@@ -241,6 +245,8 @@ class _Scheduler:
             self.ray.get(ref)
         except ray_exceptions.RayTaskError as err:  # the step raised
             cause = getattr(err, "cause", None)
+            if isinstance(cause, StepFailed):
+                return str(cause)  # already one line (the local executor records the same)
             return _one_line(cause) if isinstance(cause, BaseException) else _first_line(err)
         except ray_exceptions.RayError as err:  # the worker or its node died (killed, out of memory, ...)
             return f"its worker died ({type(err).__name__}: {_first_line(err)})"
@@ -285,3 +291,4 @@ def _first_line(err: BaseException) -> str:
 
 def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {_first_line(err)}"[:400]
+

@@ -1,19 +1,22 @@
 """Execute a study plan: every step not done yet, dependencies first, failures isolated.
 
     from icl_ft.study.config import StudyConfig
-    from icl_ft.study.plan import build_plan
+    from icl_ft.study.plan import build_plans
     from icl_ft.study.runner import run_study
-    outcome = run_study(build_plan(StudyConfig(model=model_dir, tasks="icl_ft_reversal")), "runs/demo")
+    outcome = run_study(build_plans(StudyConfig(model=[model_a, model_b], tasks="icl_ft_reversal")), "runs/demo")
 
 What runs a step and what decides where and when are separate:
 
 - `execute_step(plan, run_root, step)` does one step in the calling process and returns None or a
-  one-line error. Its arguments are plain picklable data, so an executor may call it in another
-  process or on another machine; a step's output is atomic, so it is done iff its output exists.
-- an executor (`Executor`) runs a list of steps given in dependency order and reports each one's
-  `StepResult`. It must start a step only after all of its `dependencies` succeeded, and report a
-  step whose dependency failed as failed without running it. `SerialExecutor` runs them one after
-  another in this process; a pool of processes or a cluster executor would implement the same `run`.
+  one-line error; a step's output is atomic, so it is done iff its output exists.
+- `StudyGraph` (made by `prepare_study`, which checks and records RUN_DIR on the driver) holds the
+  plans of every model: its `Job`s (a step of one model's run directory), their dependencies,
+  `is_done`, and `execute(job)`. It is plain picklable data, so an executor may call `execute`
+  in another process or on another machine.
+- an executor (`Executor`) runs a list of jobs given in dependency order and reports each one's
+  `StepResult`. It must start a job only after all of its dependencies succeeded, and report a
+  job whose dependency failed as failed without running it. `SerialExecutor` runs them one after
+  another in this process; `icl_ft.study.ray_executor.RayExecutor` runs them as Ray tasks.
 
 The three kinds of work go through `run_augment`, `run_finetune` and `evaluate` (module
 functions, so tests can replace them).
@@ -25,7 +28,9 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import shutil
+import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +39,7 @@ from typing import Any, Protocol
 
 from icl_ft.conditions import AUGMENT_MODE, is_trained, prompt_condition
 from icl_ft.study import StudyError
-from icl_ft.study.cells import RunDir, Step, dependencies, results_file, steps_of
+from icl_ft.study.cells import RunDir, Step, dependencies, model_run_dirs, record_models, results_file, steps_of
 from icl_ft.study.plan import StudyPlan, load_saved_plan, merge_plan, plan_differences
 from icl_ft_common.artifacts import LM_EVAL_DIR, PROVENANCE_FILE, dropped_path, summary_path
 from icl_ft_common.io import read_json, write_json_atomic
@@ -120,16 +125,15 @@ def estimate_seconds(plan: StudyPlan, step: Step) -> float:
 class Progress:
     """One line per step on stderr: what finished, how long it took, elapsed, ETA."""
 
-    def __init__(self, plan: StudyPlan, todo: list[Step]):
-        self.plan = plan
+    def __init__(self, todo: Sequence[Any], estimate: Callable[[Any], float]):
         self.total = len(todo)
-        self.remaining = {step: estimate_seconds(plan, step) for step in todo}
+        self.remaining = {item: estimate(item) for item in todo}
         self.started = time.monotonic()
         self.estimated_done = 0.0
         self.actual_done = 0.0
         self.count = 0
 
-    def finished(self, step: Step, status: str, seconds: float, executed: bool) -> None:
+    def finished(self, step: Any, status: str, seconds: float, executed: bool) -> None:
         self.count += 1
         estimate = self.remaining.pop(step, 0.0)
         if executed and seconds > 1:
@@ -164,37 +168,117 @@ def _one_line(err: BaseException) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class StepResult:
+class Job:
+    """One step of one model's run directory: what an executor schedules."""
+
+    run_root: str
     step: Step
+    model: str = ""  # the model's id in a study of several models, "" in a one-model study
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}: {self.step.label}" if self.model else self.step.label
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyGraph:
+    """The jobs of a study, their dependencies and how to run one. Plain picklable data: an executor
+    may call `execute` (or `execute_or_raise`) in another process or on another machine."""
+
+    runs: tuple[tuple[str, str, StudyPlan], ...]  # (run root, model id, plan) per model
+
+    @functools.cached_property
+    def _plans(self) -> dict[str, StudyPlan]:
+        return {root: plan for root, _, plan in self.runs}
+
+    def plan_of(self, job: Job) -> StudyPlan:
+        return self._plans[job.run_root]
+
+    def jobs(self) -> list[Job]:
+        """Every job, dependencies first."""
+        return [Job(root, step, model) for root, model, plan in self.runs for step in steps_of(plan)]
+
+    def dependencies(self, job: Job) -> list[Job]:
+        return [Job(job.run_root, step, job.model) for step in dependencies(job.step)]
+
+    def is_done(self, job: Job) -> bool:
+        return RunDir(Path(job.run_root)).is_done(job.step)
+
+    def tolerates_failures(self, job: Job) -> bool:
+        return False
+
+    def estimate_seconds(self, job: Job) -> float:
+        return estimate_seconds(self.plan_of(job), job.step)
+
+    def execute(self, job: Job) -> str | None:
+        """Run one job in this process: None, or its one-line error."""
+        plan = self.plan_of(job)
+        if plan.threads:
+            import torch
+
+            torch.set_num_threads(plan.threads)  # also in a reused worker process
+        return execute_step(plan, Path(job.run_root), job.step)
+
+    def execute_or_raise(self, job: Job) -> None:
+        """`execute` for executors that need an exception on failure (a Ray task)."""
+        from icl_ft.study.ray_executor import StepFailed  # imports no Ray
+
+        error = self.execute(job)
+        if error is not None:
+            raise StepFailed(error)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    step: Any  # the Job
     error: str | None  # None: done
     seconds: float
     executed: bool  # False: not attempted, a dependency failed
 
 
 class Executor(Protocol):
-    def run(
-        self, steps: Sequence[Step], execute: Callable[[Step], str | None], report: Callable[[StepResult], None]
-    ) -> None:
-        """Run `steps` (listed dependencies first) with `execute`; `report` each one's result once."""
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        """Run `jobs` (listed dependencies first) with `graph.execute`; `report` each one's result once."""
 
 
 class SerialExecutor:
-    """Every step in turn, in this process; a step whose dependency failed is not attempted."""
+    """Every job in turn, in this process; a job whose dependency failed is not attempted."""
 
-    def run(
-        self, steps: Sequence[Step], execute: Callable[[Step], str | None], report: Callable[[StepResult], None]
-    ) -> None:
-        failed: dict[Step, str] = {}
-        for step in steps:
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        failed: dict[Job, str] = {}
+        for job in jobs:
             started = time.monotonic()
-            blocked = [d for d in dependencies(step) if d in failed]
+            blocked = [] if graph.tolerates_failures(job) else [d for d in graph.dependencies(job) if d in failed]
             if blocked:
                 error, executed = f"not run: {blocked[0].label} failed ({failed[blocked[0]]})", False
             else:
-                error, executed = execute(step), True
+                error, executed = graph.execute(job), True
             if error is not None:
-                failed[step] = error
-            report(StepResult(step, error, time.monotonic() - started, executed))
+                failed[job] = error
+            report(StepResult(job, error, time.monotonic() - started, executed))
+
+
+@dataclasses.dataclass
+class RayExecutor:
+    """Every job a Ray task (`icl-ft study --executor ray`; icl_ft.study.ray_executor, imported only here)."""
+
+    address: str | None = None  # None: start a local Ray instance
+    max_retries: int = 2
+    threads: int = 1  # CPUs per step where the cluster has no GPU
+    local_cpus: int | None = None  # CPUs of a local instance (None: every core)
+
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        from icl_ft.study.ray_executor import default_resources, run_graph
+
+        def on_finished(job: Job, status: str, error: str | None, seconds: float) -> None:
+            report(StepResult(job, error, seconds, executed=status != "blocked"))
+
+        run_graph(
+            jobs, graph.dependencies, graph.execute_or_raise, graph.is_done,
+            resources=default_resources(self.threads), address=self.address, max_retries=self.max_retries,
+            local_cpus=self.local_cpus, label=lambda job: job.label, on_finished=on_finished,
+            tolerates_failures=graph.tolerates_failures,
+        )  # fmt: skip
 
 
 def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
@@ -256,39 +340,60 @@ def prepare(plan: StudyPlan, run_dir: Path) -> StudyPlan:
     return recorded
 
 
-def run_study(plan: StudyPlan, run_dir: str | Path, executor: Executor | None = None) -> Outcome:
-    run = RunDir(Path(run_dir).resolve())  # absolute: cell.json's adapter paths must not depend on the cwd
-    prepare(plan, run.root)
-    if plan.threads:
+def prepare_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path) -> StudyGraph:
+    """Check RUN_DIR against the plans and record them (the driver does this before any step runs)."""
+    plans = [plans] if isinstance(plans, StudyPlan) else list(plans)
+    root = Path(run_dir).resolve()  # absolute: cell.json's adapter paths must not depend on the cwd
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--output {root} is a file, not a run directory; choose a new --output")
+    runs = model_run_dirs(root, [plan.model for plan in plans])
+    if runs[0][0]:  # several models
+        root.mkdir(parents=True, exist_ok=True)
+        record_models(root, [plan.model for plan in plans])
+    for (_, model_root), plan in zip(runs, plans):
+        prepare(plan, model_root)
+    return StudyGraph(tuple((str(model_root), mid, plan) for (mid, model_root), plan in zip(runs, plans)))
+
+
+def run_study(
+    plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path, executor: Executor | None = None
+) -> Outcome:
+    """Run every step of `plans` (one per model) not done yet in RUN_DIR with `executor` (default: serial)."""
+    graph = prepare_study(plans, run_dir)
+    plans = [plan for _, _, plan in graph.runs]
+    if plans[0].threads:
         import torch
 
-        torch.set_num_threads(plan.threads)
-    steps = steps_of(plan)
-    todo = [s for s in steps if not run.is_done(s)]
-    outcome = Outcome(run.root, [], [s.label for s in steps if s not in todo], {}, {})
+        torch.set_num_threads(plans[0].threads)
+    jobs = graph.jobs()
+    todo = [job for job in jobs if not graph.is_done(job)]
+    outcome = Outcome(Path(run_dir).resolve(), [], [j.label for j in jobs if j not in todo], {}, {})
     logger.info(
-        "study %s: %d steps (%d done already, %d to run), preset %s, training seeds %s",
-        run.root,
-        len(steps),
-        len(steps) - len(todo),
+        "study %s: %d model(s), %d steps (%d done already, %d to run), preset %s, training seeds %s",
+        outcome.run_dir,
+        len(plans),
+        len(jobs),
+        len(jobs) - len(todo),
         len(todo),
-        plan.preset,
-        plan.train_seeds,
+        plans[0].preset,
+        plans[0].train_seeds,
     )
-    progress = Progress(plan, todo)
+    progress = Progress(todo, graph.estimate_seconds)
 
     def report(result: StepResult) -> None:
-        step = result.step
+        job, step = result.step, result.step.step
         if result.error is None:
-            outcome.done.append(step.label)
+            outcome.done.append(job.label)
             outcome.seconds_by_kind[step.kind] = outcome.seconds_by_kind.get(step.kind, 0.0) + result.seconds
         else:
-            outcome.failed[step.label] = result.error
-            if step.kind == "cell" and not result.executed:
-                _write_cell(plan, run, step, "failed", result.error, 0.0)
-        progress.finished(step, "done" if result.error is None else "FAILED", result.seconds, result.executed)
+            outcome.failed[job.label] = result.error
+            run = RunDir(Path(job.run_root))
+            # Not attempted, or its worker died (cell.json stays "running"): record it failed here.
+            if step.kind == "cell" and (run.read_cell(step) or {}).get("status") != "failed":
+                _write_cell(graph.plan_of(job), run, step, "failed", result.error, result.seconds)
+        progress.finished(job, "done" if result.error is None else "FAILED", result.seconds, result.executed)
 
-    (executor or SerialExecutor()).run(todo, functools.partial(execute_step, plan, run.root), report)
+    (executor or SerialExecutor()).run(todo, graph, report)
     return outcome
 
 
@@ -308,6 +413,7 @@ def _write_cell(plan: StudyPlan, run: RunDir, step: Step, status: str, error: st
         status=status,
         error=error,
         wall_seconds=round(seconds, 2),
+        worker=f"{socket.gethostname()}:{os.getpid()}",  # where it ran (an executor may use many processes)
     )
 
 
