@@ -84,19 +84,25 @@ def forbid_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished step was run again")
 
-    for name in ("run_augment", "run_finetune", "evaluate"):
+    for name in ("run_augment", "run_finetune", "evaluate", "score_cells"):
         monkeypatch.setattr(runner, name, forbidden)
 
 
 def count_evaluations(monkeypatch) -> list:
+    """The task of every cell scored: by `evaluate` (ICL cells) or in a scoring pass (one entry per cell)."""
     calls = []
-    real = runner.evaluate
+    real, real_pass = runner.evaluate, runner.score_cells
 
     def counting(model, model_args, task, *args, **kwargs):
         calls.append(task)
         return real(model, model_args, task, *args, **kwargs)
 
+    def counting_pass(model, cells, task, **kwargs):
+        calls.extend(task for _ in cells)
+        return real_pass(model, cells, task, **kwargs)
+
     monkeypatch.setattr(runner, "evaluate", counting)
+    monkeypatch.setattr(runner, "score_cells", counting_pass)
     return calls
 
 
@@ -154,6 +160,24 @@ def test_interrupted_and_corrupted_cells_are_redone_and_nothing_else(run_copy, m
     assert len(list((run.cell_dir(ft) / "lm_eval").glob("*/results_*.json"))) == 1  # the torn one is gone
 
 
+def test_a_familys_ft_cells_are_scored_in_one_pass_and_a_rerun_scores_only_the_missing_ones(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    redo = [Step("cell", "reversal", condition="base"), Step("cell", "reversal", condition="ft_local", train_seed=0)]
+    for cell in redo:
+        run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})  # as if the pass was killed
+    passes = []
+    real = runner.score_cells
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("the ICL cell is done"))
+    monkeypatch.setattr(runner, "score_cells", lambda model, cells, task, **k: (
+        passes.append((task, [c.name for c in cells], [c.adapter for c in cells])), real(model, cells, task, **k)))
+    outcome = runner.run_study(plan, run_dir)
+    adapter = str(run.adapter_dir(redo[1]))
+    assert passes == [("icl_ft_reversal_ft", ["reversal-base", "reversal-ft_local-seed0"], [None, adapter])]
+    assert sorted(outcome.done) == ["cell reversal-base", "cell reversal-ft_local-seed0"] and outcome.failed == {}
+    assert all(run.is_done(cell) for cell in redo)
+
+
 def test_killed_adapter_training_resumes_and_corrupted_cell_file_is_redone(run_copy, monkeypatch):
     plan, run_dir = run_copy
     run = RunDir(run_dir)
@@ -196,7 +220,7 @@ def test_a_failing_step_is_recorded_and_the_others_continue(tiny_model, tmp_path
     icl = run.read_cell(Step("cell", "reversal", condition="icl"))
     assert icl["status"] == "failed" and icl["error"] == "RuntimeError: out of memory"
     blocked = run.read_cell(Step("cell", "reversal", condition="ft_global", train_seed=0))
-    assert blocked["status"] == "failed" and "augment reversal-global failed" in blocked["error"]
+    assert blocked["status"] == "failed" and "adapter reversal-ft_global-seed0 failed" in blocked["error"]
     for condition, seed in [("base", None), ("ft", 0), ("ft_local", 0), ("ft_oracle", 0)]:
         assert run.is_done(Step("cell", "reversal", condition=condition, train_seed=seed))
     # the failures are redone by the next run; nothing finished is redone
@@ -270,7 +294,7 @@ def test_an_adapter_of_another_base_model_is_reported(run_copy, monkeypatch):
     (adapter / "icl_ft_provenance.json").write_text(json.dumps(provenance))
     cell = Step("cell", "reversal", condition="ft", train_seed=0)
     run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})
-    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("must not score a mismatched adapter"))
+    monkeypatch.setattr(runner, "score_cells", lambda *a, **k: pytest.fail("must not score a mismatched adapter"))
     outcome = runner.run_study(plan, run_dir)
     error = outcome.failed["cell reversal-ft-seed0"]
     assert "was trained on /models/some-other-model" in error and "delete it to retrain" in error
@@ -463,5 +487,5 @@ def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, mon
                 report(runner.StepResult(job, remote(job), 0.5, True))
 
     outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
-    assert seen == ["cell reversal-base"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
+    assert seen == ["score reversal-ft"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
     assert run.is_done(cell)

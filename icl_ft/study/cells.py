@@ -87,7 +87,7 @@ def study_models(run_dir: Path) -> list[tuple[str, str | None, Path]]:
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    kind: str  # "augment" | "adapter" | "cell"
+    kind: str  # "augment" | "adapter" | "cell" | "score" (one pass over a family's FT-prompt cells)
     family: str
     condition: str | None = None  # adapter and cell steps
     mode: str | None = None  # augment steps
@@ -126,6 +126,17 @@ def steps_of(plan: StudyPlan) -> list[Step]:
             else:
                 steps.append(Step("cell", family, condition=condition))
     return steps
+
+
+def score_pass(family: str) -> Step:
+    """The step that scores every FT-prompt cell of `family` in one pass (base model loaded once)."""
+    return Step("score", family, condition="ft")
+
+
+def pass_cells(plan: StudyPlan, family: str) -> list[Step]:
+    """The cells of a family's scoring pass: `base` and every trained condition x training seed
+    (all score the bare-question tasks on the same items); the ICL cell is a step of its own."""
+    return [s for s in steps_of(plan) if s.kind == "cell" and s.family == family and s.condition != "icl"]
 
 
 def dependencies(step: Step) -> list[Step]:

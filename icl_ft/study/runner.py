@@ -39,7 +39,17 @@ from typing import Any, Protocol
 
 from icl_ft.conditions import AUGMENT_MODE, is_trained, prompt_condition
 from icl_ft.study import StudyError
-from icl_ft.study.cells import RunDir, Step, dependencies, model_run_dirs, record_models, results_file, steps_of
+from icl_ft.study.cells import (
+    RunDir,
+    Step,
+    dependencies,
+    model_run_dirs,
+    pass_cells,
+    record_models,
+    results_file,
+    score_pass,
+    steps_of,
+)
 from icl_ft.study.plan import StudyPlan, load_saved_plan, merge_plan, plan_differences
 from icl_ft_common.artifacts import LM_EVAL_DIR, PROVENANCE_FILE, dropped_path, summary_path
 from icl_ft_common.io import read_json, write_json_atomic
@@ -195,17 +205,34 @@ class StudyGraph:
         return self._plans[job.run_root]
 
     def jobs(self) -> list[Job]:
-        """Every job, dependencies first."""
-        return [Job(root, step, model) for root, model, plan in self.runs for step in steps_of(plan)]
+        """Every job, dependencies first: a family's FT-prompt cells are one `score` job (`members`)."""
+        jobs = []
+        for root, model, plan in self.runs:
+            for step in steps_of(plan):
+                if step.kind == "cell" and step.condition != "icl":
+                    step = score_pass(step.family)
+                job = Job(root, step, model)
+                if job not in jobs:
+                    jobs.append(job)
+        return jobs
+
+    def members(self, job: Job) -> list[Job]:
+        """The cells a job scores: itself, or every cell of a scoring pass."""
+        if job.step.kind != "score":
+            return [job]
+        return [Job(job.run_root, cell, job.model) for cell in pass_cells(self.plan_of(job), job.step.family)]
 
     def dependencies(self, job: Job) -> list[Job]:
-        return [Job(job.run_root, step, job.model) for step in dependencies(job.step)]
+        steps = [d for member in self.members(job) for d in dependencies(member.step)]
+        return [Job(job.run_root, step, job.model) for step in dict.fromkeys(steps)]
 
     def is_done(self, job: Job) -> bool:
-        return RunDir(Path(job.run_root)).is_done(job.step)
+        run = RunDir(Path(job.run_root))
+        return all(run.is_done(member.step) for member in self.members(job))
 
     def tolerates_failures(self, job: Job) -> bool:
-        return False
+        """A scoring pass runs once its adapters are finished, done or failed: it scores those that exist."""
+        return job.step.kind == "score"
 
     def estimate_seconds(self, job: Job) -> float:
         return estimate_seconds(self.plan_of(job), job.step)
@@ -297,6 +324,9 @@ def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
                 check_augmentation(run.augment_output(step.family, mode))
             run_finetune(plan, run.adapter_dir(step), step.family, step.train_seed, extra)
             return None
+        if step.kind == "score":
+            _score_pass(plan, run, step.family)
+            return None
         _score(plan, run, step, started)
         return None
     except KeyboardInterrupt:
@@ -367,7 +397,9 @@ def run_study(
         torch.set_num_threads(plans[0].threads)
     jobs = graph.jobs()
     todo = [job for job in jobs if not graph.is_done(job)]
-    outcome = Outcome(Path(run_dir).resolve(), [], [j.label for j in jobs if j not in todo], {}, {})
+    done_before = {cell for job in jobs for cell in graph.members(job) if graph.is_done(cell)}
+    outcome = Outcome(Path(run_dir).resolve(), [], [c.label for job in jobs for c in graph.members(job)
+                                                    if c in done_before], {}, {})  # fmt: skip
     logger.info(
         "study %s: %d model(s), %d steps (%d done already, %d to run), preset %s, training seeds %s",
         outcome.run_dir,
@@ -381,16 +413,23 @@ def run_study(
     progress = Progress(todo, graph.estimate_seconds)
 
     def report(result: StepResult) -> None:
-        job, step = result.step, result.step.step
-        if result.error is None:
-            outcome.done.append(job.label)
-            outcome.seconds_by_kind[step.kind] = outcome.seconds_by_kind.get(step.kind, 0.0) + result.seconds
-        else:
-            outcome.failed[job.label] = result.error
-            run = RunDir(Path(job.run_root))
+        job = result.step
+        outcome.seconds_by_kind[job.step.kind] = outcome.seconds_by_kind.get(job.step.kind, 0.0) + result.seconds
+        run = RunDir(Path(job.run_root))
+        # Per cell (a scoring pass reports each of its cells), as the cells' records say.
+        for member in graph.members(job):
+            step = member.step
+            if member in done_before:
+                continue
+            if run.is_done(step):
+                outcome.done.append(member.label)
+                continue
+            state = (run.read_cell(step) or {}) if step.kind == "cell" else {}
+            error = state.get("error") if state.get("status") == "failed" else None
+            outcome.failed[member.label] = error or result.error or "its output is missing"
             # Not attempted, or its worker died (cell.json stays "running"): record it failed here.
-            if step.kind == "cell" and (run.read_cell(step) or {}).get("status") != "failed":
-                _write_cell(graph.plan_of(job), run, step, "failed", result.error, result.seconds)
+            if step.kind == "cell" and state.get("status") != "failed":
+                _write_cell(graph.plan_of(job), run, step, "failed", outcome.failed[member.label], result.seconds)
         progress.finished(job, "done" if result.error is None else "FAILED", result.seconds, result.executed)
 
     (executor or SerialExecutor()).run(todo, graph, report)
@@ -441,6 +480,55 @@ def _score(plan: StudyPlan, run: RunDir, step: Step, started: float) -> None:
     if results_file(cell_dir) is None:
         raise RuntimeError(f"lm-eval wrote no results file under {cell_dir / LM_EVAL_DIR}")
     _write_cell(plan, run, step, "done", None, time.monotonic() - started)
+
+
+def score_cells(model: str, cells: list, task: str, **options: Any) -> None:
+    """Score adapter cells of one base model in one pass (module level, so tests can replace it)."""
+    from icl_ft.multi_adapter import score_adapters
+
+    score_adapters(model, cells, task, **options)
+
+
+def _score_pass(plan: StudyPlan, run: RunDir, family: str) -> None:
+    """Every FT-prompt cell of `family` not done yet, in one pass over the base model: the cells whose
+    adapter exists are scored, the others recorded as not run; raises if any cell is not done."""
+    from icl_ft.multi_adapter import AdapterCell
+
+    members = pass_cells(plan, family)
+    to_score: dict[str, Step] = {}
+    cells = []
+    for step in (s for s in members if not run.is_done(s)):
+        adapter = _adapter_path(run, step)
+        adapter_step = Step("adapter", family, condition=step.condition, train_seed=step.train_seed)
+        if adapter is not None and not run.is_done(adapter_step):
+            _write_cell(plan, run, step, "failed", f"not run: {adapter_step.label} failed or is missing", 0.0)
+            continue
+        try:
+            if adapter is not None:
+                check_adapter_base(Path(adapter), plan.model)
+        except StudyError as err:
+            _write_cell(plan, run, step, "failed", str(err), 0.0)
+            continue
+        _write_cell(plan, run, step, "running", None, 0.0)
+        to_score[step.id] = step
+        cells.append(AdapterCell(step.id, adapter, run.cell_dir(step) / LM_EVAL_DIR))
+
+    def cell_done(cell, result) -> None:
+        step = to_score[cell.name]
+        if result.error is None and results_file(run.cell_dir(step)) is None:
+            result.error = f"lm-eval wrote no results file under {cell.output_path}"
+        status = "done" if result.error is None else "failed"
+        _write_cell(plan, run, step, status, result.error, result.seconds)
+
+    if cells:
+        score_cells(
+            plan.model, cells, scored_task(family, "ft"), metadata=plan.metadata(family), limit=plan.limit,
+            batch_size=plan.batch_size, on_cell_done=cell_done,
+        )  # fmt: skip
+    failed = [s for s in members if not run.is_done(s)]
+    if failed:
+        first = run.read_cell(failed[0]) or {}
+        raise StudyError(f"{len(failed)} of {len(members)} cells not done ({failed[0].label}: {first.get('error')})")
 
 
 def check_augmentation(output: Path) -> None:
