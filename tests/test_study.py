@@ -10,7 +10,7 @@ import pytest
 from icl_ft.study import StudyError, runner
 from icl_ft.study.cells import RunDir, Step, results_file, steps_of
 from icl_ft.study.config import StudyConfig
-from icl_ft.study.plan import PRESETS, Preset, build_plan
+from icl_ft.study.plan import PRESETS, Preset, build_plan, build_plans
 
 pytestmark = pytest.mark.integration
 
@@ -489,3 +489,59 @@ def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, mon
     outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
     assert seen == ["score reversal-ft"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
     assert run.is_done(cell)
+
+
+# --- several models, dry run ------------------------------------------------------------------
+
+
+def test_two_models_in_one_study_get_their_own_runs_on_the_same_items(tiny_model, tmp_path, capsys):
+    from icl_ft.cli import main
+    from icl_ft.study.cells import model_id
+
+    models = [tiny_model("llama"), tiny_model("qwen2")]
+    out = tmp_path / "run"
+    argv = ["study", "--model", str(models[0]), "--model", str(models[1]), "--tasks", "icl_ft_reversal", "--preset",
+            "tiny", "--conditions", "base,ft", "--family-option", "num_facts=4", "--family-option",
+            "examples_per_fact=2", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    ids = [model_id(str(m)) for m in models]
+    assert json.loads((out / "models.json").read_text()) == {i: str(m.resolve()) for i, m in zip(ids, models)}
+    assert not (out / "study.json").exists() and not (out / "cells").exists()
+    hashes = []
+    for mid, model in zip(ids, models):
+        run = RunDir(out / "models" / mid)
+        assert json.loads(run.plan_file.read_text())["model"] == str(model.resolve())
+        cell = Step("cell", "reversal", condition="ft", train_seed=0)
+        assert run.read_cell(cell)["adapter"] == str(run.adapter_dir(cell))
+        samples = sorted(results_file(run.cell_dir(cell)).parent.glob("samples_*.jsonl"))
+        hashes.append([json.loads(line)["doc_hash"] for path in samples for line in path.read_text().splitlines()])
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 4  # the same items (2 splits x limit 2) for both
+    assert f"model {ids[0]}" in printed and f"model {ids[1]}" in printed and "ft_local" not in printed
+
+    # A one-model run directory takes no second model (its layout has no model level).
+    with pytest.raises(StudyError, match="holds a one-model study"):
+        runner.run_study(build_plans(study_config(",".join(map(str, models)))), out / "models" / ids[0])
+
+
+def test_dry_run_prints_steps_tokens_and_estimates_and_does_no_work(tiny_model, tmp_path, capsys, monkeypatch):
+    from icl_ft.cli import main
+
+    forbid_work(monkeypatch)
+    out = tmp_path / "run"
+    argv = ["study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal", "--preset", "tiny",
+            "--conditions", "base,icl,ft,ft_local", "--train-seeds", "0,1", "--family-option", "num_facts=4",
+            "--family-option", "examples_per_fact=2", "--output", str(out), "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert not out.exists()
+    lines = {line.split()[1]: line.split() for line in printed.splitlines() if line.startswith("  ") and
+             line.split()[0] in ("augment", "adapter", "cell", "score")}  # fmt: skip
+    assert sorted(lines) == ["reversal-ft", "reversal-ft-seed0", "reversal-ft-seed1", "reversal-ft_local-seed0",
+                             "reversal-ft_local-seed1", "reversal-icl", "reversal-local"]  # fmt: skip
+    # tiny preset: 2 steps x batch 2 units; every adapter trains as many tokens
+    train = {int(lines[k][3].replace(",", "")) for k in lines if k.startswith("reversal-ft")
+             and lines[k][0] == "adapter"}  # fmt: skip
+    assert len(train) == 1 and train.pop() > 0
+    assert "score reversal-ft (5 cells, one pass)" in printed and "calibration on this machine" in printed
+    assert "formula per step: load + tokens / rate" in printed and "steps: augment 1, adapter 4, cell 6" in printed
