@@ -314,3 +314,23 @@ def test_a_step_no_node_can_fit_is_refused_before_anything_runs(ray_cluster, tmp
         run_graph(["a"], lambda n: [], steps, steps.is_done, address=ray_cluster,
                   resources=lambda step, gpus: Resources(num_cpus=8))  # fmt: skip
     assert not (tmp_path / "a").exists()
+
+
+def test_a_step_that_always_fails_is_tried_a_bounded_number_of_times_and_blocks_only_its_dependents(
+    ray_cluster, tmp_path
+):  # fmt: skip
+    graph = (("a", ()), ("b", ()), ("needs_a", ("a",)), ("needs_needs_a", ("needs_a",)), ("needs_b", ("b",)))
+    steps = TouchSteps(str(tmp_path), graph, failing=("a",))
+    finished = []
+
+    def on_finished(name, status, error, seconds):
+        finished.append((name, status))
+
+    outcome = run_graph([name for name, _ in graph], steps.dependencies, steps, steps.is_done, address=ray_cluster,
+                        max_retries=1, on_finished=on_finished)  # fmt: skip
+    assert outcome.attempts["a"] == 2 and outcome.failed["a"] == "RuntimeError: a fails on purpose"  # one line
+    assert outcome.failed["needs_needs_a"] == "not run: needs_a failed (not run: a failed (RuntimeError: a fails on " \
+        "purpose))"  # fmt: skip
+    assert sorted(outcome.done) == ["b", "needs_b"] and "needs_a" not in outcome.attempts
+    assert sorted(finished) == [("a", "failed"), ("b", "done"), ("needs_a", "blocked"), ("needs_b", "done"),
+                                ("needs_needs_a", "blocked")]  # fmt: skip
