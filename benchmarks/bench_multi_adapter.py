@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: --metadata {args.metadata!r} is not JSON, e.g. {DEFAULT_METADATA}") from None
     os.environ.update(child_env(args.threads))
     if args.model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         args.model = str(ensure_checkpoint())
     with tempfile.TemporaryDirectory(prefix="bench-multi-adapter-") as tmp:

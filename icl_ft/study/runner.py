@@ -206,15 +206,13 @@ class StudyGraph:
 
     def jobs(self) -> list[Job]:
         """Every job, dependencies first: a family's FT-prompt cells are one `score` job (`members`)."""
-        jobs = []
+        jobs: dict[Job, None] = {}  # ordered, without repeats
         for root, model, plan in self.runs:
             for step in steps_of(plan):
                 if step.kind == "cell" and step.condition != "icl":
                     step = score_pass(step.family)
-                job = Job(root, step, model)
-                if job not in jobs:
-                    jobs.append(job)
-        return jobs
+                jobs[Job(root, step, model)] = None
+        return list(jobs)
 
     def members(self, job: Job) -> list[Job]:
         """The cells a job scores: itself, or every cell of a scoring pass."""
@@ -569,7 +567,17 @@ def accuracy(cell_dir: Path, task: str) -> float | None:
 
 
 def accuracy_table(run_dir: str | Path) -> str:
-    """Family x condition accuracy (mean over seeds, with the spread when there are several)."""
+    """Family x condition accuracy (mean over seeds, with the spread when there are several); one
+    table per model in a study of several models."""
+    from icl_ft.study.cells import study_models
+
+    models = study_models(Path(run_dir))
+    if models[0][0]:
+        return "\n\n".join(f"model {mid} ({model})\n{_accuracy_table(root)}" for mid, model, root in models)
+    return _accuracy_table(Path(run_dir))
+
+
+def _accuracy_table(run_dir: Path) -> str:
     run = RunDir(Path(run_dir))
     plan = StudyPlan.from_dict(read_json(run.plan_file))
     header = ["family"] + plan.conditions
