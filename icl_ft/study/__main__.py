@@ -31,10 +31,9 @@ def _quiet_libraries() -> None:
         progress.addHandler(handler)
         progress.setLevel(logging.INFO)
         progress.propagate = False
-    # lm-eval, transformers and datasets log every request batch and file; keep their warnings only.
-    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
+    from icl_ft.study.runner import quiet_libraries
+
+    quiet_libraries()
 
 
 def _executor(cfg):

@@ -224,5 +224,5 @@ def calibrate(plan: StudyPlan, timed_passes: bool = True) -> Rates:
         return Rates(load_seconds, 0.0, 0.0, generate, "calibration")
     return Rates(
         load_seconds, tokens / timed(train_step), tokens / timed(score_step), generate,
-        f"calibration on this machine: {rows} training units ({tokens} tokens), torch threads: {plan.threads or 'default'}",
+        f"calibration on this machine: {rows} training units ({tokens} tokens), threads {plan.threads or 'default'}",
     )  # fmt: skip

@@ -163,6 +163,13 @@ class Progress:
         )
 
 
+def quiet_libraries() -> None:
+    """lm-eval, transformers and datasets log every request batch and file; keep their warnings only."""
+    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -245,9 +252,10 @@ class StudyGraph:
         return execute_step(plan, Path(job.run_root), job.step)
 
     def execute_or_raise(self, job: Job) -> None:
-        """`execute` for executors that need an exception on failure (a Ray task)."""
+        """`execute` for executors that need an exception on failure (a Ray task, in a worker process)."""
         from icl_ft.study.ray_executor import StepFailed  # imports no Ray
 
+        quiet_libraries()  # a worker's output is forwarded to the driver's terminal
         error = self.execute(job)
         if error is not None:
             raise StepFailed(error)
