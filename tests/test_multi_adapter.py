@@ -77,7 +77,10 @@ def assert_same_cell(ours: Path, reference: Path) -> float:
     assert [p.name for p in ours.iterdir()] == [p.name for p in reference.iterdir()]
     dll = max_abs_dll(samples, ref_samples)
     assert dll <= MAX_ABS_DLL
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("resps", "filtered_resps")} for r in rows]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in ("resps", "filtered_resps")} for r in rows]
+
     assert {t: strip(r) for t, r in samples.items()} == {t: strip(r) for t, r in ref_samples.items()}
     assert results == ref_results
     return dll
@@ -130,7 +133,8 @@ def test_lm_eval_cli_run_gives_the_same_log_likelihoods(adapters, tmp_path):
     score_adapters(base, [AdapterCell("ft", adapter, tmp_path / "ours")], TASK, metadata=METADATA, limit=LIMIT,
                    batch_size=BATCH)  # fmt: skip
     command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={base},dtype=float32,peft={adapter}",
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={base},dtype=float32,peft={adapter}",
         "--tasks", TASK, "--metadata", json.dumps(METADATA), "--limit", str(LIMIT), "--batch_size", str(BATCH),
         "--device", "cpu", "--log_samples", "--output_path", str(tmp_path / "cli"),
     ]  # fmt: skip

@@ -169,8 +169,14 @@ def test_a_familys_ft_cells_are_scored_in_one_pass_and_a_rerun_scores_only_the_m
     passes = []
     real = runner.score_cells
     monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("the ICL cell is done"))
-    monkeypatch.setattr(runner, "score_cells", lambda model, cells, task, **k: (
-        passes.append((task, [c.name for c in cells], [c.adapter for c in cells])), real(model, cells, task, **k)))
+    monkeypatch.setattr(
+        runner,
+        "score_cells",
+        lambda model, cells, task, **k: (
+            passes.append((task, [c.name for c in cells], [c.adapter for c in cells])),
+            real(model, cells, task, **k),
+        ),
+    )
     outcome = runner.run_study(plan, run_dir)
     adapter = str(run.adapter_dir(redo[1]))
     assert passes == [("icl_ft_reversal_ft", ["reversal-base", "reversal-ft_local-seed0"], [None, adapter])]

@@ -39,7 +39,8 @@ class StudyConfig:
     steps: int | None = setting(None, "finetuning steps per adapter [default: the preset's]")
     threads: int = setting(0, "torch CPU threads (0 = the preset's; small: 1, paper: one per core)")
     executor: str = setting(
-        "local", "local (steps in turn, in this process) or ray (Ray tasks; pip install 'lm-eval-icl-ft[ray]')",
+        "local",
+        "local (steps in turn, in this process) or ray (Ray tasks; pip install 'lm-eval-icl-ft[ray]')",
         choices=("local", "ray"),
     )
     ray_address: str | None = setting(None, "--executor ray: a cluster (`ray start --head`) [default: a local one]")

@@ -291,4 +291,3 @@ def _first_line(err: BaseException) -> str:
 
 def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {_first_line(err)}"[:400]
-

@@ -16,7 +16,8 @@ What runs a step and what decides where and when are separate:
 - an executor (`Executor`) runs a list of jobs given in dependency order and reports each one's
   `StepResult`. It must start a job only after all of its dependencies succeeded, and report a
   job whose dependency failed as failed without running it. `SerialExecutor` runs them one after
-  another in this process; `icl_ft.study.ray_executor.RayExecutor` runs them as Ray tasks.
+  another in this process; `RayExecutor` runs them as Ray tasks (its scheduler:
+  `icl_ft.study.ray_executor.run_graph`, the only module that imports Ray).
 
 The three kinds of work go through `run_augment`, `run_finetune` and `evaluate` (module
 functions, so tests can replace them).
@@ -240,7 +241,7 @@ class StudyGraph:
         return job.step.kind == "score"
 
     def estimate_seconds(self, job: Job) -> float:
-        return estimate_seconds(self.plan_of(job), job.step)
+        return sum(estimate_seconds(self.plan_of(job), member.step) for member in self.members(job))
 
     def execute(self, job: Job) -> str | None:
         """Run one job in this process: None, or its one-line error."""
@@ -391,9 +392,7 @@ def prepare_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path) -
     return StudyGraph(tuple((str(model_root), mid, plan) for (mid, model_root), plan in zip(runs, plans)))
 
 
-def run_study(
-    plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path, executor: Executor | None = None
-) -> Outcome:
+def run_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path, executor: Executor | None = None) -> Outcome:
     """Run every step of `plans` (one per model) not done yet in RUN_DIR with `executor` (default: serial)."""
     graph = prepare_study(plans, run_dir)
     plans = [plan for _, _, plan in graph.runs]
