@@ -251,6 +251,8 @@ def test_ray_flags_without_ray_or_with_bad_values_are_one_line_errors(models, tm
     assert len(err.splitlines()) == 1 and INSTALL_HINT in err
     assert study(models[:1], tmp_path / "run", "--executor", "ray", "--max-retries", "-1") == 2
     assert "--max-retries -1 must be >= 0" in capsys.readouterr().err
+    assert study(models[:1], tmp_path / "run", "--ray-address", "10.0.0.1:6379") == 2
+    assert "--ray-address 10.0.0.1:6379 needs --executor ray" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -38,9 +38,12 @@ def _quiet_libraries() -> None:
 
 def _executor(cfg):
     """None (the serial executor) or the Ray executor; Ray is imported only for --executor ray."""
-    if cfg.executor != "ray":
-        return None
     from icl_ft.study import StudyError
+
+    if cfg.executor != "ray":
+        if cfg.ray_address:
+            raise StudyError(f"--ray-address {cfg.ray_address} needs --executor ray; add it, or drop --ray-address")
+        return None
     from icl_ft.study.ray_executor import require_ray
     from icl_ft.study.runner import RayExecutor
 
