@@ -15,6 +15,7 @@ class TouchSteps:
     graph: tuple[tuple[str, tuple[str, ...]], ...]  # (name, dependency names)
     failing: tuple[str, ...] = ()  # steps that raise on every attempt
     tolerant: tuple[str, ...] = ()  # steps that run even if some dependencies failed
+    bad_input: tuple[str, ...] = ()  # steps that fail in a way another attempt cannot fix
 
     def dependencies(self, name: str) -> tuple[str, ...]:
         return dict(self.graph)[name]
@@ -22,6 +23,10 @@ class TouchSteps:
     def __call__(self, name: str) -> None:
         if name in self.failing:
             raise RuntimeError(f"{name} fails on purpose")
+        if name in self.bad_input:
+            from icl_ft.study.ray_executor import StepFailed
+
+            raise StepFailed(f"{name} has bad input", retry=False)
         present = [d for d in self.dependencies(name) if Path(self.directory, d).is_file()]
         if name not in self.tolerant and len(present) != len(self.dependencies(name)):
             raise RuntimeError(f"{name} ran before all of {self.dependencies(name)}")

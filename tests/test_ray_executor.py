@@ -336,3 +336,11 @@ def test_a_step_that_always_fails_is_tried_a_bounded_number_of_times_and_blocks_
     assert sorted(outcome.done) == ["b", "needs_b"] and "needs_a" not in outcome.attempts
     assert sorted(finished) == [("a", "failed"), ("b", "done"), ("needs_a", "blocked"), ("needs_b", "done"),
                                 ("needs_needs_a", "blocked")]  # fmt: skip
+
+
+def test_a_step_failing_on_bad_input_is_not_retried(ray_cluster, tmp_path):
+    steps = TouchSteps(str(tmp_path), (("bad", ()), ("flaky", ())), failing=("flaky",), bad_input=("bad",))
+    outcome = run_graph(["bad", "flaky"], steps.dependencies, steps, steps.is_done, address=ray_cluster,
+                        max_retries=2)  # fmt: skip
+    assert outcome.attempts == {"bad": 1, "flaky": 3}
+    assert outcome.failed == {"bad": "bad has bad input", "flaky": "RuntimeError: flaky fails on purpose"}

@@ -44,7 +44,15 @@ class ExecutorError(RuntimeError):
 
 
 class StepFailed(RuntimeError):
-    """Raised by a step with a one-line error: recorded as it is, without the exception's name."""
+    """Raised by a step with a one-line error: recorded as it is, without the exception's name.
+    `retry=False`: another attempt would fail alike (bad input), so none is made."""
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
+
+    def __reduce__(self):  # Ray pickles the exception back to the driver
+        return (StepFailed, (str(self), self.retry))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,11 +211,11 @@ class _Scheduler:
             while self.pending:
                 (ref,), _ = self.ray.wait(list(self.pending), num_returns=1)
                 step = self.pending.pop(ref)
-                error = self._result(ref, step)
+                error, retry = self._result(ref, step)
                 if error is None:
                     self._finish(step, "done", None)
                     self._submit_ready()
-                elif self.outcome.attempts[self.label(step)] <= self.max_retries:
+                elif retry and self.outcome.attempts[self.label(step)] <= self.max_retries:
                     attempt = self.outcome.attempts[self.label(step)]
                     logger.warning("%s: attempt %d failed (%s); retrying", self.label(step), attempt, error)
                     self._submit(step)
@@ -238,24 +246,26 @@ class _Scheduler:
         name = self.label(step)
         self.outcome.attempts[name] = self.outcome.attempts.get(name, 0) + 1
 
-    def _result(self, ref, step) -> str | None:
-        """None if the step succeeded and its output is visible to the driver, else one line."""
+    def _result(self, ref, step) -> tuple[str | None, bool]:
+        """(None if the step succeeded and its output is visible to the driver, else one line;
+        whether another attempt may succeed)."""
         ray_exceptions = self.ray.exceptions
         try:
             self.ray.get(ref)
         except ray_exceptions.RayTaskError as err:  # the step raised
             cause = getattr(err, "cause", None)
             if isinstance(cause, StepFailed):
-                return str(cause)  # already one line (the local executor records the same)
-            return _one_line(cause) if isinstance(cause, BaseException) else _first_line(err)
+                return str(cause), cause.retry  # already one line (the local executor records the same)
+            return (_one_line(cause) if isinstance(cause, BaseException) else _first_line(err)), True
         except ray_exceptions.RayError as err:  # the worker or its node died (killed, out of memory, ...)
-            return f"its worker died ({type(err).__name__}: {_first_line(err)})"
+            return f"its worker died ({type(err).__name__}: {_first_line(err)})", True
         if not self.is_done(step):
-            return (
+            message = (
                 "the step returned but its output is not in the run directory as the driver sees it; "
                 "the run directory must be on storage that every node shares"
             )
-        return None
+            return message, True
+        return None, True
 
     def _finish(self, step, status: str, error: str | None) -> None:
         seconds = time.monotonic() - self.started.get(step, time.monotonic())

@@ -257,9 +257,14 @@ class StudyGraph:
         from icl_ft.study.ray_executor import StepFailed  # imports no Ray
 
         quiet_libraries()  # a worker's output is forwarded to the driver's terminal
-        error = self.execute(job)
+        plan = self.plan_of(job)
+        if plan.threads:
+            import torch
+
+            torch.set_num_threads(plan.threads)  # a worker process runs many steps
+        error, retry = _attempt(plan, Path(job.run_root), job.step)
         if error is not None:
-            raise StepFailed(error)
+            raise StepFailed(error, retry=retry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,24 +323,29 @@ class RayExecutor:
 def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
     """Run one step; return None on success or a one-line error. KeyboardInterrupt propagates
     (a cell then stays `running`, and the next run redoes it)."""
+    return _attempt(plan, run_root, step)[0]
+
+
+def _attempt(plan: StudyPlan, run_root: Path, step: Step) -> tuple[str | None, bool]:
+    """(`execute_step`'s result, whether another attempt may succeed: not after bad input, a StudyError)."""
     run = RunDir(run_root)
     started = time.monotonic()
     try:
         if step.kind == "augment":
             run_augment(plan, run.augment_output(step.family, step.mode), step.family, step.mode)
-            return None
+            return None, True
         if step.kind == "adapter":
             mode = AUGMENT_MODE[step.condition]
             extra = [str(run.augment_output(step.family, mode))] if mode else []
             if mode:
                 check_augmentation(run.augment_output(step.family, mode))
             run_finetune(plan, run.adapter_dir(step), step.family, step.train_seed, extra)
-            return None
+            return None, True
         if step.kind == "score":
             _score_pass(plan, run, step.family)
-            return None
+            return None, True
         _score(plan, run, step, started)
-        return None
+        return None, True
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 - any failure of one step must not stop the others
@@ -343,7 +353,7 @@ def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
         logger.debug("%s failed", step.label, exc_info=True)
         if step.kind == "cell":
             _write_cell(plan, run, step, "failed", error, time.monotonic() - started)
-        return error
+        return error, not isinstance(err, StudyError)
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -518,11 +528,15 @@ def _score_pass(plan: StudyPlan, run: RunDir, family: str) -> None:
         to_score[step.id] = step
         cells.append(AdapterCell(step.id, adapter, run.cell_dir(step) / LM_EVAL_DIR))
 
+    scoring_failed = []
+
     def cell_done(cell, result) -> None:
         step = to_score[cell.name]
         if result.error is None and results_file(run.cell_dir(step)) is None:
             result.error = f"lm-eval wrote no results file under {cell.output_path}"
         status = "done" if result.error is None else "failed"
+        if result.error is not None:
+            scoring_failed.append(step)
         _write_cell(plan, run, step, status, result.error, result.seconds)
 
     if cells:
@@ -533,7 +547,9 @@ def _score_pass(plan: StudyPlan, run: RunDir, family: str) -> None:
     failed = [s for s in members if not run.is_done(s)]
     if failed:
         first = run.read_cell(failed[0]) or {}
-        raise StudyError(f"{len(failed)} of {len(members)} cells not done ({failed[0].label}: {first.get('error')})")
+        message = f"{len(failed)} of {len(members)} cells not done ({failed[0].label}: {first.get('error')})"
+        # Cells that failed while scoring may succeed on another attempt; missing adapters will not.
+        raise RuntimeError(message) if scoring_failed else StudyError(message)
 
 
 def check_augmentation(output: Path) -> None:
