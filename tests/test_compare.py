@@ -35,6 +35,9 @@ def test_wilson_interval_matches_hand_computation():
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
     assert wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-4)
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    # Exactly 0 and 1 at the ends, whatever the rounding (a plot's error bar refuses -3e-17).
+    for n in range(1, 200):
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
     with pytest.raises(ValueError, match="successes=11"):
         wilson_interval(11, 10)
 

@@ -33,8 +33,9 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamp rounding noise: at p = 0 or 1 the bound is exactly 0 or 1.
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Clamp rounding noise: the interval always contains p and lies in [0, 1] (at p = 0,
+    # centre - half can come out as +3e-17, which a plot's error bar refuses as negative).
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 @dataclasses.dataclass(frozen=True)
