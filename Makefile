@@ -12,7 +12,8 @@ LATEST_BIN := $(LATEST_VENV)/bin
 # The CPU build, installed before anything else so that no dependency pulls a CUDA torch,
 # and named again in every later install so that no upgrade replaces it.
 TORCH ?= torch==2.13.0
-# The exact versions the whole suite last passed with (written by `make lock`).
+# The exact versions the whole suite last passed with (written by `make lock`). The suite
+# installs the `ray` extra too, so that the Ray executor's tests run on a real local cluster.
 LOCK ?= requirements/lock.txt
 RUN_DIR ?= runs/study-small
 # pytest arguments of the canary: the tests that rely on other libraries' internals.
@@ -29,7 +30,7 @@ $(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet --constraint $(LOCK) -e ".[test]" "$(TORCH)"
+	$(BIN)/pip install --quiet --constraint $(LOCK) -e ".[test,ray]" "$(TORCH)"
 	touch $@
 
 install: $(BIN)/.installed
@@ -55,7 +56,7 @@ install-latest:
 	test -x $(LATEST_BIN)/python || $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_BIN)/pip install --quiet --upgrade pip
 	$(LATEST_BIN)/pip install --quiet "$(TORCH)"
-	$(LATEST_BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]" "$(TORCH)"
+	$(LATEST_BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e ".[test,ray]" "$(TORCH)"
 
 test-latest: install-latest
 	$(LATEST_BIN)/python -m pytest $(LATEST_TESTS)
