@@ -170,16 +170,17 @@ def check_same_inputs(cfg: FinetuneConfig, inputs: dict[str, Any]) -> None:
     """Checkpoints continue only on the data they were trained on (--resume after a data file changed is refused)."""
     saved_path = cfg.work_path / RUN_INPUTS_FILE
     if not saved_path.is_file():
-        logger.warning("--resume: %s records no data hashes (an older run); cannot check the data is unchanged", saved_path)
+        logger.warning("--resume: %s records no data hashes (an older run); the data is not checked", saved_path)
         return
     saved = read_json(saved_path)
     differences = []
     if saved.get("family_data") != inputs["family_data"]:
         differences.append(f"the {cfg.family} training data (generator version or options)")
     saved_files = [(f.get("path"), f.get("sha256")) for f in saved.get("extra_files", [])]
-    for (path, digest), current in zip(saved_files, inputs["extra_files"]):
+    for (_, digest), current in zip(saved_files, inputs["extra_files"]):
         if digest != current["sha256"]:
-            differences.append(f"extra data file {current['path']} (sha256 {digest[:12]}... -> {current['sha256'][:12]}...)")
+            now = current["sha256"]
+            differences.append(f"extra data file {current['path']} (sha256 {digest[:12]}... -> {now[:12]}...)")
     if len(saved_files) != len(inputs["extra_files"]):
         differences.append("the list of extra data files")
     if saved.get("precision", inputs["precision"]) != inputs["precision"]:

@@ -90,6 +90,8 @@ def check_output_location(path: Path, kind: str, flag: str = "--output", overwri
             raise InputError(f"{flag} {path} already exists; pass --overwrite to replace it or choose another {flag}")
     existing = _nearest_existing(path.parent)
     if not existing.is_dir():
-        raise InputError(f"{flag} {path} cannot be created: {existing} is a file, not a directory; choose another {flag}")
+        raise InputError(
+            f"{flag} {path} cannot be created: {existing} is a file, not a directory; choose another {flag}"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {path} cannot be created: {existing} is not writable; choose another {flag}")
