@@ -111,8 +111,10 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
 def is_adapter_directory(directory: Path) -> bool:
     """What --overwrite may replace: an adapter this command wrote (or an empty directory)."""
-    return (directory / PROVENANCE_FILE).is_file() or (directory / "adapter_config.json").is_file() or not any(
-        directory.iterdir()
+    return (
+        (directory / PROVENANCE_FILE).is_file()
+        or (directory / "adapter_config.json").is_file()
+        or not any(directory.iterdir())
     )
 
 
