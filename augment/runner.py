@@ -30,7 +30,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     `generate` replaces the configured back end (any `generate(prompts, params)` callable).
     Raises OutputError, BackendError, ValueError or OSError with a one-line message.
     """
-    from augment.io import ResumableWriter
+    from augment.io import OutputError, ResumableWriter
     from augment.items import source_items
     from augment.parsing import DROP_REASONS
     from augment.prompting import GLOBAL_PROMPT, LOCAL_PROMPT, template_sha256
@@ -38,8 +38,12 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     from lm_eval_tasks.api import generate_family
 
     started = time.monotonic()
-    data = generate_family(cfg.family, cfg.data_seed, **cfg.family_options)
+    try:
+        data = generate_family(cfg.family, cfg.data_seed, **cfg.family_options)
+    except ValueError as err:  # a family option the generator rejects (e.g. num_facts=-3)
+        raise OutputError(f"family {cfg.family!r}: {err}") from None
     items = source_items(data)[: cfg.limit]
+    # Output and partial are checked before any model is loaded; the writer writes nothing yet.
     writer = ResumableWriter(cfg.output_path, cfg.settings(), overwrite=cfg.overwrite, saved_settings=saved_settings)
     context_info = None
     prompt = {"local": LOCAL_PROMPT, "global": GLOBAL_PROMPT}.get(cfg.mode)
@@ -96,11 +100,19 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
 
 def load_backend(cfg: AugmentConfig):
     """The configured generation back end on the configured model (default: the embedded SmolLM2)."""
-    from augment.backends import load_generator
+    from augment.backends import BackendError, load_generator
+    from icl_ft_common.checks import InputError, check_model_source
 
     model = cfg.model
     if model is None:
-        from icl_ft_common.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import EmbeddedModelError, ensure_checkpoint
 
-        model = str(ensure_checkpoint())
+        try:
+            model = str(ensure_checkpoint())
+        except EmbeddedModelError as err:
+            raise BackendError(str(err)) from None
+    try:
+        check_model_source(model)
+    except InputError as err:
+        raise BackendError(str(err)) from None
     return load_generator(cfg.backend, model, dtype=cfg.dtype, batch_size=cfg.batch_size)
