@@ -299,6 +299,8 @@ def load_generator(backend: str, model_path: str, dtype: str = "auto", batch_siz
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     try:
         return BACKENDS[backend](model_path, dtype=dtype, batch_size=batch_size)
-    except (OSError, ValueError, KeyError) as err:  # a directory that passed the checks but still does not load
+    except BackendError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a directory that passed the checks but does not load (corrupt weights)
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise BackendError(f"--model {model_path} cannot be loaded ({first_line}); check the directory") from None

@@ -58,7 +58,7 @@ def load_model_part(auto_class, model_path: str, **kwargs):
     """`auto_class.from_pretrained(model_path)`; a model that passed `check_model` but still fails is one line."""
     try:
         return auto_class.from_pretrained(model_path, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except Exception as err:  # noqa: BLE001 - e.g. safetensors' own error for a corrupt weights file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FinetuneError(f"--model {model_path} cannot be loaded ({first_line}); check the directory") from None
 
@@ -392,6 +392,8 @@ def run(cfg: FinetuneConfig) -> Path:
     tokenizer = load_model_part(AutoTokenizer, model_path)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     plan = plan_training(cfg, tokenizer, micro_batch_size, loaded)
+    # Loaded before anything is written: a model that does not load leaves the disk as it was.
+    model = load_model_part(AutoModelForCausalLM, model_path, dtype=torch.float32)
 
     args = _training_arguments(cfg, micro_batch_size, accumulation, plan.steps, precision)
     if args.world_size != world_size:
@@ -427,7 +429,6 @@ def run(cfg: FinetuneConfig) -> Path:
             args.device,
         )
 
-    model = load_model_part(AutoModelForCausalLM, model_path, dtype=torch.float32)
     model.config.use_cache = False
     set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
     model = get_peft_model(model, cfg.to_lora_config())
