@@ -79,8 +79,17 @@ CASES = {
     ),
     # The model's weights are corrupt: reaching the option error proves the options are checked first.
     "finetune: bad family option, checked before the model loads": (
-        [*FINETUNE, "--family", "reversal", "--output", "out", "--model", "broken-model",
-         "--family-option", "num_facts=-3"],  # fmt: skip
+        [
+            *FINETUNE,
+            "--family",
+            "reversal",
+            "--output",
+            "out",
+            "--model",
+            "broken-model",
+            "--family-option",
+            "num_facts=-3",
+        ],
         1,
         ["finetune: error: family 'reversal': num_facts=-3: must be an even number >= 2"],
     ),
@@ -115,8 +124,17 @@ CASES = {
         ["augment: error: --model broken-model cannot be loaded ("],
     ),
     "augment: bad family option": (
-        [*AUGMENT, "--mode", "local", "--output", "aug.jsonl", "--model", "broken-model",
-         "--family-option", "num_facts=-3"],  # fmt: skip
+        [
+            *AUGMENT,
+            "--mode",
+            "local",
+            "--output",
+            "aug.jsonl",
+            "--model",
+            "broken-model",
+            "--family-option",
+            "num_facts=-3",
+        ],
         1,
         ["augment: error: family 'reversal': num_facts=-3"],
     ),

@@ -38,7 +38,6 @@ def compare(paths: list[Path], out: Path | None = None) -> CompareResult:
     CompareError (one line, naming the file and the fix) on bad input, before writing."""
     from icl_ft.analysis.report import figure, markdown_report, text_table, write_text
     from icl_ft.analysis.summary import summarize
-
     from icl_ft_common.checks import InputError, check_output_location
 
     out = default_out(paths) if out is None else out
