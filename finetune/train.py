@@ -394,6 +394,12 @@ def run(cfg: FinetuneConfig) -> Path:
     plan = plan_training(cfg, tokenizer, micro_batch_size, loaded)
     # Loaded before anything is written: a model that does not load leaves the disk as it was.
     model = load_model_part(AutoModelForCausalLM, model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
+    try:
+        model = get_peft_model(model, cfg.to_lora_config())
+    except ValueError as err:  # e.g. peft's NoMatchingPeftModuleError for --lora-target-modules
+        raise FinetuneError(f"lora_target_modules={cfg.lora_target_modules!r}: {err}") from None
 
     args = _training_arguments(cfg, micro_batch_size, accumulation, plan.steps, precision)
     if args.world_size != world_size:
@@ -429,9 +435,6 @@ def run(cfg: FinetuneConfig) -> Path:
             args.device,
         )
 
-    model.config.use_cache = False
-    set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
-    model = get_peft_model(model, cfg.to_lora_config())
     trainer = Trainer(
         model=model,
         args=args,

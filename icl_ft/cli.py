@@ -41,6 +41,8 @@ class DataCommand:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.head is not None and self.head < 0:
+            raise ConfigError(f"head={self.head!r} must be >= 0 (the number of rows to print)")
 
 
 @dataclasses.dataclass

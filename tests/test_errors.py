@@ -48,6 +48,7 @@ def scratch(tiny_model, tmp_path_factory) -> Path:
     (root / "a-file").write_text("not a directory\n")
     (root / "not-a-model").mkdir()
     (root / "not-a-model" / "notes.txt").write_text("hello\n")
+    shutil.copytree(tiny_model("llama"), root / "tiny-model")
     broken = root / "broken-model"
     shutil.copytree(tiny_model("llama"), broken)
     (broken / "model.safetensors").write_text("corrupt weights\n")
@@ -107,6 +108,11 @@ CASES = {
         [*FINETUNE, "--family", "reversal", "--output", "not-a-model", "--model", "broken-model", "--overwrite"],
         1,
         ["--overwrite replaces an adapter, but", "not-a-model holds other files"],
+    ),
+    "finetune: LoRA target modules the model does not have": (
+        [*FINETUNE, "--family", "reversal", "--output", "out", "--model", "tiny-model", "--lora-target-modules", "qkv"],
+        1,
+        ["finetune: error: lora_target_modules='qkv': Target modules {'qkv'} not found in the base model"],
     ),
     "augment: model path that does not exist": (
         [*AUGMENT, "--mode", "local", "--output", "aug.jsonl", "--model", "/no/such/model"],
@@ -172,6 +178,11 @@ CASES = {
         [*ICL_FT, "data", "reversal", "--family-option", "num_facts=-3"],
         2,
         ["icl-ft: error: num_facts=-3: must be an even number >= 2"],
+    ),
+    "data: negative --head": (
+        [*ICL_FT, "data", "reversal", "--head", "-1"],
+        2,
+        ["icl-ft: error: head=-1 must be >= 0"],
     ),
     "data: unknown split": (
         [*ICL_FT, "data", "reversal", "--split", "tset"],
