@@ -74,13 +74,13 @@ class ResumableWriter:
         except json.JSONDecodeError:
             header = None
         if not header or "settings" not in header:
-            raise OutputError(f"{self.partial} is not a partial output of this tool; delete it to start afresh")
+            raise OutputError(f"{self.partial} is not a partial output of this tool; pass --overwrite to start afresh")
         saved = json.loads(json.dumps(self.saved_settings(header["settings"])))
         if saved != self.settings:
             changed = sorted(k for k in {**saved, **self.settings} if saved.get(k) != self.settings.get(k))
             raise OutputError(
                 f"{self.partial} was written with other settings (differing: {changed}); rerun with the same "
-                "settings to resume, or delete it to start afresh"
+                "settings to resume, or pass --overwrite to start afresh"
             )
         for number, line in enumerate(complete[1:], start=2):
             try:
@@ -88,7 +88,7 @@ class ResumableWriter:
                 self.records.setdefault(record["item"], record)
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise OutputError(
-                    f"{self.partial}:{number} is not a valid record; delete the file to start afresh"
+                    f"{self.partial}:{number} is not a valid record; pass --overwrite to start afresh"
                 ) from None
         if torn:
             logger.warning(

@@ -20,7 +20,10 @@ from augment.config import AugmentConfig, saved_settings
 
 logger = logging.getLogger("augment")
 
-VERSION = "0.1.1"  # 0.1.1: lost_entity applies to one-sentence sources only
+VERSION = "0.1.2"  # 0.1.2: one sampling seed per prompt; 0.1.1: lost_entity applies to one-sentence sources only
+# Under sampling, how each prompt's random draws are seeded (augment.items.prompt_seed); part of the
+# settings a partial output is resumed under, so a partial seeded per chunk (before 0.1.2) is not continued.
+SAMPLING_SEEDS = "per-prompt: sha256(sample_seed:item:sample)"
 SUMMARY_EXAMPLES = 5  # kept and dropped sentences quoted in the summary
 
 
@@ -44,7 +47,8 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
         raise OutputError(f"family {cfg.family!r}: {err}") from None
     items = source_items(data)[: cfg.limit]
     # Output and partial are checked before any model is loaded; the writer writes nothing yet.
-    writer = ResumableWriter(cfg.output_path, cfg.settings(), overwrite=cfg.overwrite, saved_settings=saved_settings)
+    settings = {**cfg.settings(), **({"sampling_seeds": SAMPLING_SEEDS} if cfg.temperature > 0 else {})}
+    writer = ResumableWriter(cfg.output_path, settings, overwrite=cfg.overwrite, saved_settings=saved_settings)
     context_info = None
     prompt = {"local": LOCAL_PROMPT, "global": GLOBAL_PROMPT}.get(cfg.mode)
     if cfg.mode == "oracle":
@@ -76,6 +80,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
         "prompt_sha256": template_sha256(prompt.version) if prompt else None,
         "sampling": cfg.sampling() if prompt else None,
         "sample_seed": cfg.sample_seed if prompt else None,
+        "sampling_seeds": SAMPLING_SEEDS if prompt and cfg.temperature > 0 else None,
         "data": data.provenance(),
         "augment_version": VERSION,
         "items": len(items),
