@@ -465,38 +465,3 @@ def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, mon
     outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
     assert seen == ["cell reversal-base"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
     assert run.is_done(cell)
-
-
-def test_a_second_study_on_a_running_run_directory_stops_with_one_line_and_records_nothing(tiny_model, tmp_path):
-    """Two real processes: the second stops at once; the first finishes every cell, none marked failed."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
-               "--output", str(run_dir), "--conditions", "base,icl", "--limit", "4"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = RunDir(run_dir)
-    base = Step("cell", "reversal", condition="base")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and first.poll() is None and run.read_cell(base) is None:
-        time.sleep(0.05)
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    still_running = first.poll() is None
-    first_out, first_err = first.communicate(timeout=600)
-    assert still_running, "the first study ended before the second started; nothing was tested"
-    assert second.returncode == 2 and second.stdout == ""
-    assert second.stderr == (
-        f"icl-ft study: error: {run_dir} is in use by another icl-ft study (lock {run_dir / runner.LOCK_FILE}); "
-        "wait until it finishes (it resumes nothing twice), or give another --output\n"
-    )
-    assert first.returncode == 0, first_err[-2000:]
-    assert "2 steps run, 0 already done, 0 failed" in first_out
-    for step in steps_of(build_plan(study_config(tiny_model("llama"), conditions=["base", "icl"]))):
-        assert run.read_cell(step)["status"] == "done"
-    # The lock goes with its process: the next study on the directory runs (and finds nothing to do).
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "0 steps run, 2 already done, 0 failed" in again.stdout

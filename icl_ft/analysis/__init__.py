@@ -38,13 +38,8 @@ def compare(paths: list[Path], out: Path | None = None) -> CompareResult:
     CompareError (one line, naming the file and the fix) on bad input, before writing."""
     from icl_ft.analysis.report import figure, markdown_report, text_table, write_text
     from icl_ft.analysis.summary import summarize
-    from icl_ft_common.checks import InputError, check_output_location
 
     out = default_out(paths) if out is None else out
-    try:  # before reading anything: a report that cannot be written should not cost the analysis first
-        check_output_location(out, "directory")
-    except InputError as err:
-        raise CompareError(str(err)) from None
     loaded = load_runs(paths)
     if not loaded.samples:
         raise CompareError(

@@ -21,7 +21,6 @@ functions, so tests can replace them).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 from icl_ft.conditions import AUGMENT_MODE, is_trained, prompt_condition
 from icl_ft.study import StudyError
 from icl_ft.study.cells import RunDir, Step, dependencies, results_file, steps_of
+from icl_ft.study.lock import locked
 from icl_ft.study.plan import StudyPlan, load_saved_plan, merge_plan, plan_differences
 from icl_ft_common.artifacts import LM_EVAL_DIR, PROVENANCE_FILE, dropped_path, summary_path
 from icl_ft_common.io import read_json, write_json_atomic
@@ -255,43 +255,6 @@ def prepare(plan: StudyPlan, run_dir: Path) -> StudyPlan:
         recorded = merge_plan(saved, plan)
     write_json_atomic(run.plan_file, recorded.to_dict())
     return recorded
-
-
-# Held by the study running on a run directory (see `locked`).
-LOCK_FILE = ".study.lock"
-
-
-@contextlib.contextmanager
-def locked(run_dir: Path):
-    """Hold RUN_DIR's lock for a study's whole run; a second study on it stops at once with one line.
-
-    Stopping rather than waiting: a second study would find nothing left to do once the first
-    finished, and a command that silently waits for hours looks hung. The lock is an OS file
-    lock (`filelock`), released by the OS when its process dies, even by kill -9.
-    """
-    from filelock import FileLock, Timeout
-
-    from icl_ft_common.checks import InputError, check_output_location
-
-    try:
-        check_output_location(run_dir, "directory")  # e.g. under a regular file, or in a read-only directory
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except InputError as err:
-        raise StudyError(str(err)) from None
-    except OSError as err:
-        raise StudyError(f"--output {run_dir} cannot be created ({err.strerror}); choose another --output") from None
-    lock = FileLock(run_dir / LOCK_FILE)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise StudyError(
-            f"{run_dir} is in use by another icl-ft study (lock {run_dir / LOCK_FILE}); wait until it finishes "
-            "(it resumes nothing twice), or give another --output"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def run_study(plan: StudyPlan, run_dir: str | Path, executor: Executor | None = None) -> Outcome:
