@@ -59,7 +59,13 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"augment: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"augment: interrupted; rerun the same command to resume from {cfg.output_path}.partial", file=sys.stderr)
+        from icl_ft_common.artifacts import partial_path
+
+        partial = partial_path(cfg.output_path)
+        if partial.exists():
+            print(f"augment: interrupted; rerun the same command to resume from {partial}", file=sys.stderr)
+        else:
+            print("augment: interrupted before any item was finished; nothing was written", file=sys.stderr)
         return 130
     dropped = ", ".join(f"{reason} {n}" for reason, n in summary["dropped_by_reason"].items() if n)
     print(

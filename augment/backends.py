@@ -33,8 +33,44 @@ class SamplingParams:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     max_new_tokens: int = 96
-    seed: int = 0  # sampling seed of this call
+    seed: int = 0  # sampling seed of this call (back ends without per-prompt seeds)
     stop_strings: tuple[str, ...] = ()  # generation of a prompt ends after one of these
+    # One sampling seed per prompt: a prompt's draws then depend on its own seed only, not on
+    # which other prompts share its batch (what makes a resumed augmentation exact).
+    prompt_seeds: tuple[int, ...] | None = None
+
+    def seeds_of(self, indices: list[int]) -> list[int]:
+        """The seeds of the prompts at `indices` (`seed` + index where no per-prompt seeds were given)."""
+        if self.prompt_seeds is None:
+            return [self.seed + index for index in indices]
+        return [self.prompt_seeds[index] for index in indices]
+
+
+def per_prompt_sampler(seeds: list[int], temperature: float, top_p: float):
+    """A logits processor that turns greedy decoding into sampling with one random stream per row.
+
+    transformers' sampling draws from one global generator for the whole batch, so what a row
+    gets depends on its batch neighbours. Here each row adds Gumbel noise from its own seeded
+    generator to its temperature- and top-p-warped logits; the argmax (greedy decoding) of
+    that is an exact sample of the warped distribution (the Gumbel-max trick).
+    """
+    import torch
+    from transformers import LogitsProcessor, TemperatureLogitsWarper, TopPLogitsWarper
+
+    class PerPromptGumbelSampler(LogitsProcessor):
+        def __init__(self):
+            self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+            self.warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+
+        def __call__(self, input_ids, scores):
+            scores = scores.float()
+            for warper in self.warpers:
+                scores = warper(input_ids, scores)
+            uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+            gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float32).tiny)))
+            return scores + gumbel.to(scores.device)
+
+    return PerPromptGumbelSampler()
 
 
 Generator = Callable[[list[str], SamplingParams], list[str]]
@@ -66,16 +102,22 @@ class HFGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _generate_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+    def _generate_kwargs(self, params: SamplingParams, indices: list[int]) -> dict[str, Any]:
+        """generate() arguments for the prompts at `indices`: greedy, or sampled by `per_prompt_sampler`."""
+        from transformers import LogitsProcessorList
+
+        # The checkpoint's generation_config may set sampling values that greedy ignores (and warns about).
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
-            "do_sample": params.temperature > 0,
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
         }
         if params.temperature > 0:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p)
-        else:  # the checkpoint's generation_config may set sampling values that greedy ignores (and warns about)
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+            sampler = per_prompt_sampler(params.seeds_of(indices), params.temperature, params.top_p)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if params.stop_strings:
             kwargs.update(stop_strings=list(params.stop_strings), tokenizer=self.tokenizer)
         return kwargs
@@ -86,12 +128,12 @@ class HFGenerator:
     def __call__(self, prompts: list[str], params: SamplingParams) -> list[str]:
         import torch
 
-        torch.manual_seed(params.seed)
         outputs: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = self.tokenizer(prompts[start : start + self.batch_size], return_tensors="pt", padding=True)
+            indices = list(range(start, min(start + self.batch_size, len(prompts))))
             with torch.no_grad():
-                sequences = self.model.generate(**batch, **self._generate_kwargs(params))
+                sequences = self.model.generate(**batch, **self._generate_kwargs(params, indices))
             outputs += self._decode_new(sequences, batch["input_ids"].shape[1])
         return outputs
 
@@ -116,7 +158,6 @@ class HFGenerator:
         """
         import torch
 
-        torch.manual_seed(params.seed)
         reuse = self.cache_reuse if reuse_cache else None
         prefix_ids, prefix_cache = self._prefix_state(prefix, reuse)
         tokenized = [self.tokenizer(suffix, add_special_tokens=False)["input_ids"] for suffix in suffixes]
@@ -131,8 +172,9 @@ class HFGenerator:
             attention_mask = torch.cat([torch.ones_like(prefix_ids).expand(len(batch), -1), suffix_mask], dim=1)
             cache = {} if reuse is None else reuse.kwargs(reuse.fork_rows(prefix_cache, len(batch)))
             with torch.no_grad():
+                generate_kwargs = self._generate_kwargs(params, indices)
                 sequences = self.model.generate(
-                    input_ids=input_ids, attention_mask=attention_mask, **cache, **self._generate_kwargs(params)
+                    input_ids=input_ids, attention_mask=attention_mask, **cache, **generate_kwargs
                 )
             for index, text in zip(indices, self._decode_new(sequences, input_ids.shape[1]), strict=True):
                 outputs[index] = text
@@ -161,7 +203,9 @@ class HFGenerator:
         from icl_ft_common.kv_cache import keeps_only_keys_and_values, returned_cache
 
         with torch.no_grad():
-            cache = returned_cache(self.model(input_ids=torch.tensor([[0, 0]], device=self.model.device), use_cache=True))
+            cache = returned_cache(
+                self.model(input_ids=torch.tensor([[0, 0]], device=self.model.device), use_cache=True)
+            )
         layers = getattr(cache, "layers", None)
         return bool(layers) and all(
             keeps_only_keys_and_values(layer) and getattr(layer, "sliding_window", None) is None for layer in layers
@@ -183,7 +227,9 @@ class HFGenerator:
                 logger.info("prefix KV cache reuse: %s", reuse.describe())
                 return reuse
             reason = "a prefix cache repeated into a batch does not continue each row exactly"
-        logger.warning("%s cannot reuse the shared prefix's KV cache (%s): every prompt recomputes it", self.name, reason)
+        logger.warning(
+            "%s cannot reuse the shared prefix's KV cache (%s): every prompt recomputes it", self.name, reason
+        )
         return None
 
     def _prefix_state(self, prefix: str, reuse):
@@ -199,7 +245,9 @@ class HFGenerator:
             import torch
 
             # Logits of the last position only (where the model can): not context x vocabulary floats.
-            keep_last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+            keep_last = (
+                {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+            )
             with torch.no_grad():
                 prefix_cache = prefill(
                     lambda **kwargs: self.model(**kwargs, **keep_last), prefix_ids.to(self.model.device), reuse,
@@ -230,10 +278,16 @@ class VLLMGenerator:
         return len(self.llm.get_tokenizer().encode(text, add_special_tokens=False))
 
     def __call__(self, prompts: list[str], params: SamplingParams) -> list[str]:
-        sampling = self._vllm.SamplingParams(
-            temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
-            stop=list(params.stop_strings) or None, seed=params.seed,
-        )  # fmt: skip
+        sampling = [
+            self._vllm.SamplingParams(
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_new_tokens,
+                stop=list(params.stop_strings) or None,
+                seed=seed,
+            )  # fmt: skip
+            for seed in params.seeds_of(list(range(len(prompts))))
+        ]  # one seed per prompt: vLLM then samples each request on its own generator
         return [result.outputs[0].text for result in self.llm.generate(prompts, sampling)]
 
 
@@ -243,4 +297,10 @@ BACKENDS = {"hf": HFGenerator, "vllm": VLLMGenerator}
 def load_generator(backend: str, model_path: str, dtype: str = "auto", batch_size: int = 8) -> Generator:
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[backend](model_path, dtype=dtype, batch_size=batch_size)
+    try:
+        return BACKENDS[backend](model_path, dtype=dtype, batch_size=batch_size)
+    except BackendError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a directory that passed the checks but does not load (corrupt weights)
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BackendError(f"--model {model_path} cannot be loaded ({first_line}); check the directory") from None

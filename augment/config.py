@@ -55,7 +55,9 @@ class AugmentConfig:
     )
     reuse_prefix_cache: bool = setting(True, "global mode: compute the shared context's KV cache once (hf back end)")
     max_sentence_words: int = setting(40, "filter: sentences longer than this many words are dropped")
-    overwrite: bool = setting(False, "replace an existing output file (a partial one is always resumed)")
+    overwrite: bool = setting(
+        False, "start over: replace an existing output (when the new one is complete) and discard a .partial"
+    )
 
     def __post_init__(self) -> None:
         from lm_eval_tasks.api import typed_family_options

@@ -3,11 +3,12 @@
 While a run goes, `<output>.partial` collects one line per finished source item:
 `{"item": id, "rows": [...], "dropped": [...], "generations": n}`, appended, flushed and fsynced, so an
 interrupted run loses at most the item being generated. Its first line records the run's
-settings; a rerun with the same settings skips the items already there (no duplicate, no
-loss), a rerun with other settings is refused. A torn last line (killed mid-write) is cut
-off and its item generated again. `finish()` writes the final JSONL and its summary each
-to a temporary file and renames it into place, so the final file is either absent or
-complete, then removes the partial file.
+settings (written with the first finished item, so a run that fails at start-up leaves
+nothing); a rerun with the same settings skips the items already there (no duplicate, no
+loss), a rerun with other settings is refused, `overwrite=True` discards it and starts
+over. A torn last line (killed mid-write) is cut off and its item generated again.
+`finish()` writes the final JSONL and its summary each to a temporary file and renames it
+into place, so the final file is either absent or complete, then removes the partial file.
 """
 
 from __future__ import annotations
@@ -45,14 +46,23 @@ class ResumableWriter:
         self.partial = partial_path(self.output)
         self.settings = json.loads(json.dumps(settings))  # as it reads back from the file (tuples -> lists)
         self.saved_settings = saved_settings
-        if self.output.exists() and not overwrite:
-            raise OutputError(f"{self.output} already exists; pass --overwrite or choose another --output")
+        from icl_ft_common.checks import InputError, check_output_location
+
+        try:  # read-only: a refused run leaves every file as it was
+            check_output_location(self.output, "file", overwrite=overwrite)
+        except InputError as err:
+            raise OutputError(str(err)) from None
         self.records: dict[str, dict[str, Any]] = {}
+        if self.partial.exists() and overwrite:
+            # --overwrite starts over, as in every command: an earlier run's progress goes too. The
+            # old output stays until the new one replaces it (`finish`).
+            logger.info("--overwrite: discarding %s", self.partial)
+            self.partial.unlink()
         if self.partial.exists():
             self._resume()
-        else:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"settings": settings})
+        # The header is written with the first finished item, so a run that fails before
+        # producing anything (a bad model, Ctrl-C while loading) leaves no file behind.
+        self._header_written = self.partial.exists()
 
     def _resume(self) -> None:
         raw = self.partial.read_bytes()
@@ -64,13 +74,13 @@ class ResumableWriter:
         except json.JSONDecodeError:
             header = None
         if not header or "settings" not in header:
-            raise OutputError(f"{self.partial} is not a partial output of this tool; delete it to start afresh")
+            raise OutputError(f"{self.partial} is not a partial output of this tool; pass --overwrite to start afresh")
         saved = json.loads(json.dumps(self.saved_settings(header["settings"])))
         if saved != self.settings:
             changed = sorted(k for k in {**saved, **self.settings} if saved.get(k) != self.settings.get(k))
             raise OutputError(
                 f"{self.partial} was written with other settings (differing: {changed}); rerun with the same "
-                "settings to resume, or delete it to start afresh"
+                "settings to resume, or pass --overwrite to start afresh"
             )
         for number, line in enumerate(complete[1:], start=2):
             try:
@@ -78,7 +88,7 @@ class ResumableWriter:
                 self.records.setdefault(record["item"], record)
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise OutputError(
-                    f"{self.partial}:{number} is not a valid record; delete the file to start afresh"
+                    f"{self.partial}:{number} is not a valid record; pass --overwrite to start afresh"
                 ) from None
         if torn:
             logger.warning(
@@ -90,6 +100,10 @@ class ResumableWriter:
             logger.info("resuming %s: %d item(s) already done", self.partial, len(self.records))
 
     def _append(self, record: dict[str, Any]) -> None:
+        if not self._header_written:
+            self._header_written = True
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self._append({"settings": self.settings})
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with open(self.partial, "a", encoding="utf-8") as handle:
             handle.write(line)
@@ -117,4 +131,4 @@ class ResumableWriter:
         write_json_atomic(summary_path(self.output), summary)
         # The data file last: once it exists, its sidecars do too.
         write_jsonl_atomic(self.output, self.collect("rows"))
-        self.partial.unlink()
+        self.partial.unlink(missing_ok=True)  # absent when there was no item at all

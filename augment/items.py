@@ -45,9 +45,13 @@ def chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-def chunk_seed(seed: int, item_ids: list[str]) -> int:
-    """The sampling seed of one generation call: fixed by the run seed and the items in it."""
-    digest = hashlib.sha256(f"{seed}:{','.join(item_ids)}".encode()).digest()
+def prompt_seed(seed: int, item_id: str, sample: int) -> int:
+    """The sampling seed of one prompt: fixed by the run's sample seed, the item and the sample's number.
+
+    Per prompt, not per generation call: an item gets the same draws whatever batch it is
+    generated in, so a resumed run (cut anywhere, any --batch-size) equals an uninterrupted one.
+    """
+    digest = hashlib.sha256(f"{seed}:{item_id}:{sample}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -75,12 +79,15 @@ def dropped_row(item_id: str, dropped: Dropped) -> dict[str, Any]:
 
 
 def sampling_params(cfg: AugmentConfig, stop_strings: tuple[str, ...], item_ids: list[str]) -> SamplingParams:
+    """Parameters of one call whose prompts are each item's `num_samples` samples, item after item."""
+    seeds = tuple(prompt_seed(cfg.sample_seed, item_id, n) for item_id in item_ids for n in range(cfg.num_samples))
     return SamplingParams(
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens,
-        seed=chunk_seed(cfg.sample_seed, item_ids),
+        seed=seeds[0] if seeds else cfg.sample_seed,
         stop_strings=stop_strings,
+        prompt_seeds=seeds,
     )
 
 

@@ -20,7 +20,10 @@ from augment.config import AugmentConfig, saved_settings
 
 logger = logging.getLogger("augment")
 
-VERSION = "0.1.1"  # 0.1.1: lost_entity applies to one-sentence sources only
+VERSION = "0.1.2"  # 0.1.2: one sampling seed per prompt; 0.1.1: lost_entity applies to one-sentence sources only
+# Under sampling, how each prompt's random draws are seeded (augment.items.prompt_seed); part of the
+# settings a partial output is resumed under, so a partial seeded per chunk (before 0.1.2) is not continued.
+SAMPLING_SEEDS = "per-prompt: sha256(sample_seed:item:sample)"
 SUMMARY_EXAMPLES = 5  # kept and dropped sentences quoted in the summary
 
 
@@ -30,7 +33,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     `generate` replaces the configured back end (any `generate(prompts, params)` callable).
     Raises OutputError, BackendError, ValueError or OSError with a one-line message.
     """
-    from augment.io import ResumableWriter
+    from augment.io import OutputError, ResumableWriter
     from augment.items import source_items
     from augment.parsing import DROP_REASONS
     from augment.prompting import GLOBAL_PROMPT, LOCAL_PROMPT, template_sha256
@@ -38,9 +41,14 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     from lm_eval_tasks.api import generate_family
 
     started = time.monotonic()
-    data = generate_family(cfg.family, cfg.data_seed, **cfg.family_options)
+    try:
+        data = generate_family(cfg.family, cfg.data_seed, **cfg.family_options)
+    except ValueError as err:  # a family option the generator rejects (e.g. num_facts=-3)
+        raise OutputError(f"family {cfg.family!r}: {err}") from None
     items = source_items(data)[: cfg.limit]
-    writer = ResumableWriter(cfg.output_path, cfg.settings(), overwrite=cfg.overwrite, saved_settings=saved_settings)
+    # Output and partial are checked before any model is loaded; the writer writes nothing yet.
+    settings = {**cfg.settings(), **({"sampling_seeds": SAMPLING_SEEDS} if cfg.temperature > 0 else {})}
+    writer = ResumableWriter(cfg.output_path, settings, overwrite=cfg.overwrite, saved_settings=saved_settings)
     context_info = None
     prompt = {"local": LOCAL_PROMPT, "global": GLOBAL_PROMPT}.get(cfg.mode)
     if cfg.mode == "oracle":
@@ -72,6 +80,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
         "prompt_sha256": template_sha256(prompt.version) if prompt else None,
         "sampling": cfg.sampling() if prompt else None,
         "sample_seed": cfg.sample_seed if prompt else None,
+        "sampling_seeds": SAMPLING_SEEDS if prompt and cfg.temperature > 0 else None,
         "data": data.provenance(),
         "augment_version": VERSION,
         "items": len(items),
@@ -96,11 +105,19 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
 
 def load_backend(cfg: AugmentConfig):
     """The configured generation back end on the configured model (default: the embedded SmolLM2)."""
-    from augment.backends import load_generator
+    from augment.backends import BackendError, load_generator
+    from icl_ft_common.checks import InputError, check_model_source
 
     model = cfg.model
     if model is None:
-        from icl_ft_common.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import EmbeddedModelError, ensure_checkpoint
 
-        model = str(ensure_checkpoint())
+        try:
+            model = str(ensure_checkpoint())
+        except EmbeddedModelError as err:
+            raise BackendError(str(err)) from None
+    try:
+        check_model_source(model)
+    except InputError as err:
+        raise BackendError(str(err)) from None
     return load_generator(cfg.backend, model, dtype=cfg.dtype, batch_size=cfg.batch_size)

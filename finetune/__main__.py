@@ -48,6 +48,16 @@ def main(cfg: FinetuneConfig) -> int:
     except (finetune.FinetuneError, finetune.DataError) as err:
         print(f"finetune: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # e.g. the disk filled up while a checkpoint was written
+        print(f"finetune: error: {err}; fix it, then rerun with --resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"finetune: interrupted; rerun the same command with --resume to continue from the last checkpoint "
+            f"in {cfg.work_path}",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

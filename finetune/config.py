@@ -90,7 +90,9 @@ class FinetuneConfig:
     save_steps: int = setting(50, "checkpoint every N steps (what --resume continues from)")
     logging_steps: int = setting(10, "log loss and throughput every N steps")
     resume: bool = setting(False, "continue an interrupted run from its last complete checkpoint")
-    overwrite: bool = setting(False, "replace an existing output directory and discard old checkpoints")
+    overwrite: bool = setting(
+        False, "start over: replace an existing adapter (when the new one is complete) and discard old checkpoints"
+    )
     keep_checkpoints: bool = setting(False, "keep the work directory after success (it is deleted by default)")
     verify_texts: int = setting(32, "training units scored with and without the adapter before reporting success")
     min_loglik_change: float = setting(

@@ -109,7 +109,10 @@ def load_documents(family: str, data_seed: int, family_options: dict[str, Any], 
 
     # The rows of `load_family(family, data_seed, **family_options)["train"]`, without
     # building a datasets.Dataset around them.
-    family_data = generate_family(family, data_seed, **family_options)
+    try:
+        family_data = generate_family(family, data_seed, **family_options)
+    except ValueError as err:  # a bad family option the generator rejects (e.g. num_facts=-3)
+        raise DataError(f"family {family!r}: {err}") from None
     documents = [("family", row["text"]) for row in family_data.train]
     extra_files = []
     for path in extra_data:

@@ -30,6 +30,9 @@ from icl_ft_common.io import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
+# In OUTPUT.work/: what the checkpoints were trained on, by content (checked by --resume).
+RUN_INPUTS_FILE = "run_inputs.json"
+
 
 def resolve_model(model: str) -> str:
     if model != EMBEDDED_MODEL:
@@ -40,6 +43,24 @@ def resolve_model(model: str) -> str:
         return str(ensure_checkpoint())
     except EmbeddedModelError as err:
         raise FinetuneError(str(err)) from None
+
+
+def check_model(model_path: str) -> None:
+    from icl_ft_common.checks import InputError, check_model_source
+
+    try:
+        check_model_source(model_path)
+    except InputError as err:
+        raise FinetuneError(str(err)) from None
+
+
+def load_model_part(auto_class, model_path: str, **kwargs):
+    """`auto_class.from_pretrained(model_path)`; a model that passed `check_model` but still fails is one line."""
+    try:
+        return auto_class.from_pretrained(model_path, **kwargs)
+    except Exception as err:  # noqa: BLE001 - e.g. safetensors' own error for a corrupt weights file
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FinetuneError(f"--model {model_path} cannot be loaded ({first_line}); check the directory") from None
 
 
 def resolve_precision(precision: str) -> str:
@@ -88,15 +109,36 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
     return [f"{n}: {saved.get(n)!r} -> {current.get(n)!r}" for n in names if saved.get(n) != current.get(n)]
 
 
+def is_adapter_directory(directory: Path) -> bool:
+    """What --overwrite may replace: an adapter this command wrote (or an empty directory)."""
+    return (
+        (directory / PROVENANCE_FILE).is_file()
+        or (directory / "adapter_config.json").is_file()
+        or not any(directory.iterdir())
+    )
+
+
 def check_directories(cfg: FinetuneConfig) -> Path | None:
     """Refuse to clobber an output or an unfinished run; return the checkpoint to resume from.
 
     Read-only, so every process runs it (and fails alike) before any work is done.
     """
+    from icl_ft_common.checks import InputError, check_output_location
+
     output, work = cfg.output_path, cfg.work_path
     checkpoints = work / "checkpoints"
+    try:
+        check_output_location(output, "directory")
+        check_output_location(work, "directory", flag="--work-dir")
+    except InputError as err:
+        raise FinetuneError(str(err)) from None
     if output.exists() and not cfg.overwrite:
         raise FinetuneError(f"output {output} already exists; pass --overwrite to replace it")
+    if output.exists() and not is_adapter_directory(output):
+        raise FinetuneError(
+            f"--overwrite replaces an adapter, but {output} holds other files (no {PROVENANCE_FILE}); "
+            "choose another --output"
+        )
     if cfg.overwrite or not work.exists():
         return None
     has_checkpoints = checkpoints.is_dir() and any(checkpoints.iterdir())
@@ -117,7 +159,45 @@ def check_directories(cfg: FinetuneConfig) -> Path | None:
     return resume_from
 
 
-def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
+def input_identity(loaded) -> dict[str, Any]:
+    """What the training data is, by content: the family's data hash and every extra file's sha256."""
+    _, family_provenance, extra_files = loaded
+    return {
+        "family_data": {key: family_provenance.get(key) for key in ("family", "version", "options", "train_sha256")},
+        "extra_files": [{"path": extra.path, "sha256": extra.sha256} for extra in extra_files],
+    }
+
+
+def check_same_inputs(cfg: FinetuneConfig, inputs: dict[str, Any]) -> None:
+    """Checkpoints continue only on the data they were trained on (--resume after a data file changed is refused)."""
+    saved_path = cfg.work_path / RUN_INPUTS_FILE
+    if not saved_path.is_file():
+        logger.warning("--resume: %s records no data hashes (an older run); the data is not checked", saved_path)
+        return
+    saved = read_json(saved_path)
+    differences = []
+    if saved.get("family_data") != inputs["family_data"]:
+        differences.append(f"the {cfg.family} training data (generator version or options)")
+    saved_files = [(f.get("path"), f.get("sha256")) for f in saved.get("extra_files", [])]
+    for (_, digest), current in zip(saved_files, inputs["extra_files"]):
+        if digest != current["sha256"]:
+            now = current["sha256"]
+            differences.append(f"extra data file {current['path']} (sha256 {digest[:12]}... -> {now[:12]}...)")
+    if len(saved_files) != len(inputs["extra_files"]):
+        differences.append("the list of extra data files")
+    if saved.get("precision", inputs["precision"]) != inputs["precision"]:
+        differences.append(
+            f"the precision (--precision {cfg.precision} resolves to {inputs['precision']} on this machine, "
+            f"the checkpoints were trained in {saved['precision']})"
+        )
+    if differences:
+        raise FinetuneError(
+            f"--resume refused: {'; '.join(differences)} changed since the interrupted run, whose checkpoints were "
+            "trained on the old data; restore it, or pass --overwrite to start over"
+        )
+
+
+def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None, inputs: dict[str, Any] | None = None) -> None:
     """Main process only: clear what a previous run left behind and record this run's config."""
     output, work = cfg.output_path, cfg.work_path
     checkpoints = work / "checkpoints"
@@ -133,6 +213,8 @@ def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
     for leftover in [*output.parent.glob(f".{output.name}.tmp-*"), *output.parent.glob(f".{output.name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)  # left by killed runs
     write_json_atomic(work / RUN_CONFIG_FILE, cfg.to_dict(), sort_keys=True)
+    if inputs is not None:
+        write_json_atomic(work / RUN_INPUTS_FILE, inputs, sort_keys=True)
 
 
 def _training_arguments(cfg: FinetuneConfig, micro_batch_size: int, accumulation: int, steps: int, precision: str):
@@ -236,10 +318,11 @@ class TrainingPlan:
         return len(self.order) / len(self.examples)
 
 
-def plan_training(cfg: FinetuneConfig, tokenizer, micro_batch_size: int) -> TrainingPlan:
+def plan_training(cfg: FinetuneConfig, tokenizer, micro_batch_size: int, loaded=None) -> TrainingPlan:
+    """`loaded`: what `data.load_documents` returned for this config (loaded here if not given)."""
     from finetune import data
 
-    documents, family_provenance, extra_files = data.load_documents(
+    documents, family_provenance, extra_files = loaded or data.load_documents(
         cfg.family, cfg.data_seed, cfg.family_options, cfg.extra_data
     )
     units = data.make_units(documents, cfg.unit)
@@ -271,11 +354,6 @@ def plan_training(cfg: FinetuneConfig, tokenizer, micro_batch_size: int) -> Trai
 
 def run(cfg: FinetuneConfig) -> Path:
     """Train, save, check and publish the adapter; return its directory."""
-    import torch
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback
-
     from finetune import data
 
     started = time.time()
@@ -284,7 +362,23 @@ def run(cfg: FinetuneConfig) -> Path:
         logger.info("%s is already complete; nothing to resume", cfg.output_path)
         shutil.rmtree(cfg.work_path, ignore_errors=True)
         return cfg.output_path
+    # Everything that can be checked without a model is checked first: a bad option or path
+    # costs a second, not a model load.
     resume_from = check_directories(cfg)
+    model_path = resolve_model(cfg.model)
+    check_model(model_path)
+    loaded = data.load_documents(cfg.family, cfg.data_seed, cfg.family_options, cfg.extra_data)
+
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    precision = resolve_precision(cfg.precision)
+    inputs = {**input_identity(loaded), "precision": precision}
+    if resume_from is not None:
+        check_same_inputs(cfg, inputs)
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -295,18 +389,24 @@ def run(cfg: FinetuneConfig) -> Path:
             "processes; change batch_size or micro_batch_size"
         )
     accumulation = cfg.batch_size // (micro_batch_size * world_size)
-    model_path = resolve_model(cfg.model)
-    precision = resolve_precision(cfg.precision)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_model_part(AutoTokenizer, model_path)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    plan = plan_training(cfg, tokenizer, micro_batch_size)
+    plan = plan_training(cfg, tokenizer, micro_batch_size, loaded)
+    # Loaded before anything is written: a model that does not load leaves the disk as it was.
+    model = load_model_part(AutoModelForCausalLM, model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
+    try:
+        model = get_peft_model(model, cfg.to_lora_config())
+    except ValueError as err:  # e.g. peft's NoMatchingPeftModuleError for --lora-target-modules
+        raise FinetuneError(f"lora_target_modules={cfg.lora_target_modules!r}: {err}") from None
 
     args = _training_arguments(cfg, micro_batch_size, accumulation, plan.steps, precision)
     if args.world_size != world_size:
         raise FinetuneError(f"WORLD_SIZE={world_size} but the Trainer sees {args.world_size} processes")
     is_main = args.process_index == 0
     if is_main:
-        prepare_directories(cfg, resume_from)
+        prepare_directories(cfg, resume_from, inputs)
         logger.info(
             "%s: %d documents -> %d %s units (%d tokens); %d steps of %d units = %d process(es) x %d units x %d "
             "accumulation, %.1f epochs, %s, padding %.1f%% of processed tokens%s",
@@ -335,10 +435,6 @@ def run(cfg: FinetuneConfig) -> Path:
             args.device,
         )
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model.config.use_cache = False
-    set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
-    model = get_peft_model(model, cfg.to_lora_config())
     trainer = Trainer(
         model=model,
         args=args,
@@ -355,6 +451,10 @@ def run(cfg: FinetuneConfig) -> Path:
 
     start_step = checkpoint_step(resume_from) if resume_from else 0
     runtime = {
+        # What this machine actually used: under --precision auto, bf16 where the hardware has it,
+        # so "same seeds, same adapter" holds per kind of machine (and library versions).
+        "precision_requested": cfg.precision,
+        "reproducible_on": "the same kind of machine (CPU/GPU model, precision, library versions)",
         "world_size": world_size,
         "micro_batch_size": micro_batch_size,
         "gradient_accumulation_steps": accumulation,

@@ -18,13 +18,15 @@ The same finder registers this package's lm-eval models (`--model hf-prefix`) wh
 `lm_eval.models` is imported. It registers them lazily, as "module:Class" strings (no
 torch import), and only AFTER lm-eval's own table: `get_model` imports that table only
 while the registry is empty, so registering earlier would make `--model hf` unknown.
+
+Cost at interpreter start: this module imports only `os` and `sys` (both already loaded
+by then); the finder is a plain class with a `find_spec` method (an `importlib.abc` base
+class would import ~30 ms of modules), and everything else waits until lm_eval is
+imported. `ICL_FT_LM_EVAL_HOOK=0` in the environment turns the hook off.
 """
 
-from __future__ import annotations
-
-import importlib.abc
+import os
 import sys
-import warnings
 
 TASK_MANAGER_MODULE = "lm_eval.tasks.manager"
 MODELS_MODULE = "lm_eval.models"
@@ -33,11 +35,15 @@ PLUGIN_MODELS = {"hf-prefix": "icl_ft.prefix_scorer:PrefixCachingHFLM"}
 _PATCHED_MARK = "_icl_ft_patched"
 _TASKS_HINT = "use --include_path $(icl-ft tasks-dir)"
 _warned = False
+# Set to 0 (or false/no/off) to keep this package out of lm-eval: no task directory, no hf-prefix model.
+DISABLE_VARIABLE = "ICL_FT_LM_EVAL_HOOK"
 
 
 def _warn_once(message: str, hint: str = _TASKS_HINT) -> None:
     global _warned
     if not _warned:
+        import warnings
+
         _warned = True
         warnings.warn(f"icl-ft: {message}; lm_eval is left unchanged ({hint})", stacklevel=2)
 
@@ -137,7 +143,7 @@ def register_models(models_module) -> None:
         )
 
 
-class _PatchAfterExec(importlib.abc.Loader):
+class _PatchAfterExec:
     """Runs the real loader, then the patch. Everything else is delegated."""
 
     def __init__(self, loader, patch):
@@ -158,7 +164,7 @@ class _PatchAfterExec(importlib.abc.Loader):
             _warn_once(f"could not patch {module.__name__} ({type(err).__name__}: {err})")
 
 
-class PatchOnImportFinder(importlib.abc.MetaPathFinder):
+class PatchOnImportFinder:
     """Finds nothing itself; wraps the loader of the modules it has patches for."""
 
     def __init__(self, patches):
@@ -182,8 +188,17 @@ class PatchOnImportFinder(importlib.abc.MetaPathFinder):
 PATCHES = {TASK_MANAGER_MODULE: patch_task_manager, MODELS_MODULE: register_models}
 
 
+def hook_enabled() -> bool:
+    return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def install() -> None:
-    """Called from icl_ft_lm_eval.pth. Idempotent; patches at once if lm_eval is already imported."""
+    """Called from icl_ft_lm_eval.pth. Idempotent; patches at once if lm_eval is already imported.
+
+    Does nothing when the environment sets ICL_FT_LM_EVAL_HOOK=0.
+    """
+    if not hook_enabled():
+        return
     try:
         if any(isinstance(f, PatchOnImportFinder) for f in sys.meta_path):
             return

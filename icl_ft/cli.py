@@ -42,6 +42,8 @@ class DataCommand:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.head is not None and self.head < 0:
+            raise ConfigError(f"head={self.head!r} must be >= 0 (the number of rows to print)")
 
 
 @dataclasses.dataclass
@@ -102,12 +104,15 @@ def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from icl_ft.analysis import CompareError, compare
+    from icl_ft_common.checks import InputError, check_output_location
 
     try:
         values, _ = values_from_namespace(CompareCommand, args, "icl-ft compare")
         cfg = CompareCommand(**values)
+        if cfg.output:  # checked before the runs are read: the report must have somewhere to go
+            check_output_location(Path(cfg.output), "directory")
         result = compare([Path(p) for p in cfg.paths], out=Path(cfg.output) if cfg.output else None)
-    except (ConfigError, CompareError) as err:
+    except (ConfigError, CompareError, InputError) as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
         return 2
     print(result.table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -118,3 +119,50 @@ def test_smollm2_local_augmentation_keeps_restatements_of_the_fact(smollm2_path,
     for row in rows:
         assert nonsense_words(facts[row["source_id"]]) <= words_of(row["text"])
         assert row["kind"] in ("rephrase", "reversal") and row["prompt_version"] == "local-v1"
+
+
+def test_sampling_gives_each_prompt_its_own_draws_whatever_its_batch(tiny_model):
+    """Per-prompt seeds: a prompt's sample depends on its seed, not on batch size or batch neighbours."""
+    prompts = ["femp are", "glon are", "Did you know that", "The relationships between", "yomp is"]
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=10, prompt_seeds=(11, 12, 13, 14, 15))
+    outputs = {
+        size: HFGenerator(str(tiny_model("llama")), dtype="float32", batch_size=size)(prompts, params)
+        for size in (1, 2, 5)
+    }
+    assert outputs[1] == outputs[2] == outputs[5]
+    alone = HFGenerator(str(tiny_model("llama")), dtype="float32", batch_size=5)
+    assert alone(prompts[3:], dataclasses.replace(params, prompt_seeds=(14, 15))) == outputs[5][3:]
+    other_seeds = alone(prompts, dataclasses.replace(params, prompt_seeds=(21, 22, 23, 24, 25)))
+    assert other_seeds != outputs[5]  # the seeds do steer the draws
+
+
+def test_sampled_augmentation_resumed_after_any_cut_with_another_batch_size_equals_an_uninterrupted_run(
+    tiny_model, tmp_path
+):
+    from augment.backends import HFGenerator as Generator
+
+    model = str(tiny_model("llama"))
+    settings = dict(mode="local", family="reversal", model=model, limit=5, max_new_tokens=10, dtype="float32",
+                    temperature=1.0, num_samples=2, sample_seed=7)  # fmt: skip
+    whole = AugmentConfig(**settings, batch_size=4, output=str(tmp_path / "whole.jsonl"))
+    main(whole)
+
+    class CutAfter(Generator):
+        calls = 0
+
+        def __call__(self, prompts, params):
+            if CutAfter.calls == 2:
+                raise KeyboardInterrupt  # Ctrl-C between two items of the run
+            CutAfter.calls += 1
+            return super().__call__(prompts, params)
+
+    cut = AugmentConfig(**settings, batch_size=1, output=str(tmp_path / "cut.jsonl"))
+    with pytest.raises(KeyboardInterrupt):
+        main(cut, generate=CutAfter(model, dtype="float32", batch_size=1))
+    assert not cut.output_path.exists()
+    resumed = AugmentConfig(**settings, batch_size=3, output=str(tmp_path / "cut.jsonl"))
+    main(resumed)
+    for name in ("{}.jsonl", "{}.dropped.jsonl"):
+        whole_text = (tmp_path / name.format("whole")).read_text()
+        assert whole_text == (tmp_path / name.format("cut")).read_text()
+    assert (tmp_path / "whole.dropped.jsonl").read_text() or (tmp_path / "whole.jsonl").read_text()

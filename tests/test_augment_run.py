@@ -152,7 +152,7 @@ def test_resume_with_other_settings_and_existing_output_are_refused(tmp_path):
     cfg = config(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         main(cfg, generate=ScriptedGenerator(fail_after_calls=1))
-    with pytest.raises(RuntimeError, match="differing: \\['temperature'\\]"):
+    with pytest.raises(RuntimeError, match="differing: \\['sampling_seeds', 'temperature'\\]"):
         main(config(tmp_path, temperature=0.5), generate=ScriptedGenerator())
     main(cfg, generate=ScriptedGenerator())
     with pytest.raises(RuntimeError, match="already exists"):

@@ -252,6 +252,32 @@ def _assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in err, err
 
 
+def _with_reversal_metadata(source: Path, target: Path, **metadata) -> Path:
+    """A copy of the run `source` whose reversal task records extra --metadata (as lm_eval writes it)."""
+    shutil.copytree(source, target)
+    results = _results_file(target)
+    record = json.loads(results.read_text())
+    for task, config in record["configs"].items():
+        if task.startswith("icl_ft_reversal"):
+            config["metadata"] = {**config.get("metadata", {}), **metadata}
+    results.write_text(json.dumps(record))
+    return results
+
+
+@pytest.mark.integration
+def test_runs_on_different_data_options_are_refused_not_averaged(runs, tmp_path, capsys):
+    """A 4-fact run and a 100-fact run of one family are not two seeds of one condition."""
+    four_facts = _with_reversal_metadata(runs / "adapter", tmp_path / "four-facts", num_facts=4)
+    out = tmp_path / "cmp"
+    code, _, err = _compare(capsys, runs / "base", tmp_path / "four-facts", "--output", out)
+    _assert_one_line_error(code, err, "reversal runs on different data:", '{"num_facts": 4}', str(four_facts))
+    assert not out.exists()
+    # The default given explicitly (and lm-eval's own metadata keys) are the same data as none given.
+    _with_reversal_metadata(runs / "adapter", tmp_path / "explicit", num_facts=100, pretrained="elsewhere")
+    code, _, err = _compare(capsys, runs / "base", tmp_path / "explicit", "--output", out)
+    assert code == 0, err
+
+
 @pytest.mark.integration
 def test_bad_input_is_a_one_line_error_and_keeps_the_previous_report(runs, tmp_path, capsys):
     out = tmp_path / "cmp"

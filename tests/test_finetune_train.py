@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,3 +251,23 @@ def test_a_run_config_written_before_the_renames_still_resumes(tmp_path):
     assert check_directories(cfg).name == "checkpoint-4"
     with pytest.raises(FinetuneError, match=r"train_seed: 2 -> 3$"):
         check_directories(FinetuneConfig(**{**cfg.to_dict(), "train_seed": 3}))
+
+
+def test_resume_refuses_an_extra_data_file_that_changed_and_provenance_records_the_precision(tiny_model, tmp_path):
+    """Checkpoints trained on one file must not continue on another; nothing of the run is touched."""
+    extra = tmp_path / "augmented.jsonl"
+    extra.write_text(json.dumps({"text": "Some but not all glon are yomp."}) + "\n")
+    settings = dict(extra_data=[str(extra)], steps=4, save_steps=2, keep_checkpoints=True, precision="fp32")
+    output = train(tiny_model("llama"), tmp_path / "out", **settings)
+    runtime = json.loads((output / PROVENANCE_FILE).read_text())["runtime"]
+    assert (runtime["precision"], runtime["precision_requested"], runtime["device"]) == ("fp32", "fp32", "cpu")
+    assert "same kind of machine" in runtime["reproducible_on"]
+    shutil.rmtree(output)  # as if killed after the last checkpoint, before publishing
+    work = tmp_path / "out.work"
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    extra.write_text(json.dumps({"text": "All glon are yomp."}) + "\n")
+    with pytest.raises(FinetuneError) as refused:
+        train(tiny_model("llama"), tmp_path / "out", **{**settings, "keep_checkpoints": False}, resume=True)
+    assert str(refused.value).startswith(f"--resume refused: extra data file {extra} (sha256 ")
+    assert str(refused.value).endswith("restore it, or pass --overwrite to start over")
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before and not output.exists()

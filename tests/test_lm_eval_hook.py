@@ -122,3 +122,47 @@ def test_installed_lm_eval_is_patched_not_natively_pluggable():
 
     assert not hook._lm_eval_has_native_task_plugins(manager)
     assert getattr(manager.TaskManager.__init__, hook._PATCHED_MARK, False)
+
+
+def _modules_imported_by_the_hook_at_start(env=None) -> list[str]:
+    """What `python -X importtime -c pass` shows imported under `icl_ft._lm_eval_hook` (the .pth's import).
+
+    importtime prints a module's own imports just before it, indented deeper.
+    """
+    import os
+
+    stderr = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True, check=True,
+        env={**os.environ, **(env or {})},
+    ).stderr  # fmt: skip
+    rows = [line.split("|")[-1] for line in stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    names = [row.strip() for row in rows]
+    if "icl_ft._lm_eval_hook" not in names:
+        return []
+    index = names.index("icl_ft._lm_eval_hook")
+    depth = len(rows[index]) - len(rows[index].lstrip())
+    nested = []
+    for row in reversed(rows[:index]):
+        if len(row) - len(row.lstrip()) <= depth:
+            break
+        nested.append(row.strip())
+    return sorted([*nested, "icl_ft._lm_eval_hook"])
+
+
+def test_the_hook_costs_one_tiny_module_at_interpreter_start():
+    """No importlib.abc, typing or warnings at start: only the package's __init__ and the hook itself."""
+    assert _modules_imported_by_the_hook_at_start() == ["icl_ft", "icl_ft._lm_eval_hook"]
+
+
+def test_the_environment_variable_turns_the_hook_off():
+    import os
+
+    code = (
+        "import sys; from lm_eval.tasks import TaskManager; "
+        "print(any(type(f).__name__ == 'PatchOnImportFinder' for f in sys.meta_path), "
+        "'icl_ft_reversal_forward_icl' in TaskManager(include_defaults=False).all_tasks)"
+    )
+    for value, expected in (("0", "False False"), ("off", "False False"), ("1", "True True")):
+        env = {**os.environ, hook.DISABLE_VARIABLE: value}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        assert out.stdout.split() == expected.split(), (value, out.stderr[-2000:])

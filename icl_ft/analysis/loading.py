@@ -57,6 +57,7 @@ class Sample:
     n_choices: int
     item_id: str | None  # items asked in several phrasings share it (semantic family)
     run: str  # the results file this came from
+    data_options: str = "{}"  # the family's generator options that differ from the defaults (JSON)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +168,13 @@ def _read_run(
                 f"{results_file}: no samples for task {task} (expected {samples_file.name}); "
                 "rerun lm_eval with --log_samples"
             )
-        samples += _read_samples(samples_file, task_condition, data_seed, train_seed, family, split, str(results_file))
+        options = data_options(family, task_config.get("metadata") or {})
+        samples += [
+            dataclasses.replace(sample, data_options=options)
+            for sample in _read_samples(
+                samples_file, task_condition, data_seed, train_seed, family, split, str(results_file)
+            )
+        ]
     if not tasks:
         raise CompareError(f"{results_file}: no icl_ft_* task in it; run lm_eval with --tasks icl_ft_<family>...")
     info = RunInfo(
@@ -307,8 +314,39 @@ def load_runs(paths: list[Path]) -> Loaded:
             runs.append(info)
             samples += rows
     _check_duplicates(samples)
+    _check_data_options(samples)
     samples, mismatches = _check_doc_id_joins(samples)
     return Loaded(samples, runs, missing, mismatches)
+
+
+def data_options(family: str, metadata: dict[str, Any]) -> str:
+    """The family's generator options in a task's metadata that differ from their defaults, as sorted JSON.
+
+    lm-eval adds its own keys to the metadata (the model_args, `version`, `config_source`):
+    only the family's option names count, and a default given explicitly equals one left out.
+    """
+    from lm_eval_tasks.api import family_options
+
+    defaults = family_options(family)
+    options = {name: metadata[name] for name in defaults if name in metadata and metadata[name] != defaults[name]}
+    return json.dumps(options, sort_keys=True)
+
+
+def _check_data_options(samples: list[Sample]) -> None:
+    """Refuse runs of one family on different data: their accuracies are not seeds of one condition.
+
+    E.g. a 100-fact run and a 4-fact run would otherwise be averaged as "2 seeds", and their
+    items paired by id. Refused rather than shown as separate conditions: every table, test
+    and figure of the report assumes one dataset per family.
+    """
+    first: dict[str, tuple[str, str]] = {}
+    for s in samples:
+        options, run = first.setdefault(s.family, (s.data_options, s.run))
+        if s.data_options != options:
+            raise CompareError(
+                f"{s.family} runs on different data: {run} has options {options}, {s.run} has {s.data_options}; "
+                "compare runs of the same --metadata data options (one icl-ft compare per dataset)"
+            )
 
 
 def _check_duplicates(samples: list[Sample]) -> None:

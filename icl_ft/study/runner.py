@@ -51,6 +51,7 @@ from icl_ft.study.cells import (
     score_pass,
     steps_of,
 )
+from icl_ft.study.lock import locked
 from icl_ft.study.plan import StudyPlan, load_saved_plan, merge_plan, plan_differences
 from icl_ft_common.artifacts import LM_EVAL_DIR, PROVENANCE_FILE, dropped_path, summary_path
 from icl_ft_common.io import read_json, write_json_atomic
@@ -403,7 +404,18 @@ def prepare_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path) -
 
 
 def run_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path, executor: Executor | None = None) -> Outcome:
-    """Run every step of `plans` (one per model) not done yet in RUN_DIR with `executor` (default: serial)."""
+    """Run every step of `plans` (one per model) not done yet in RUN_DIR with `executor` (default: serial).
+
+    RUN_DIR is locked for the whole run: a second study on it stops at once (`icl_ft.study.lock`).
+    """
+    root = Path(run_dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--output {root} is a file, not a run directory; choose a new --output")
+    with locked(root):
+        return _run_locked(plans, root, executor)
+
+
+def _run_locked(plans: StudyPlan | Sequence[StudyPlan], run_dir: Path, executor: Executor | None) -> Outcome:
     graph = prepare_study(plans, run_dir)
     plans = [plan for _, _, plan in graph.runs]
     if plans[0].threads:
