@@ -1,14 +1,14 @@
 """Process knowledge (Lampinen et al. 2025, dataset 5): a made-up calculus with held-out rule combinations.
 
-A transform with a nonsense name ("glorp") rewrites expressions built from four nonsense
-functions ("zib(x)") by sums, products, whole-number multiples and nesting, with rules
+A transform with a nonsense name ("hulo") rewrites expressions built from five nonsense
+functions ("keku(x)") by sums, products, whole-number multiples and nesting, with rules
 unlike calculus (calculus.py). Training states the rules and works some expressions
 out step by step (documents.py); the tests ask for the transform of new expressions:
 
 - `seen`: depth 3, every parent-child rule pair ("combination") occurs in a worked example;
-- `heldout`: depth 3, with a pair no training document ever uses (HELDOUT_PAIRS):
+- `heldout`: depth 3, with one pair no training document ever uses (HELDOUT_PAIRS):
   the compositional test;
-- `deep`: depth 4, one level deeper than any worked example, seen pairs only.
+- `deep`: depth 4, one level deeper than any worked example, trained pairs only.
 
 Each item is a forced choice among 4 results, scored by log-likelihood: the correct one,
 the real derivative's (same table), one with a rule applied to the wrong part or in the
@@ -17,8 +17,8 @@ distractor differs from the answer as a function (sympy). Positions are counterb
 and the items are chosen so that no surface feature of the choices (length, terms,
 likeness to the input, familiarity of tokens) predicts the answer (shortcuts.py).
 
-Sizes: `preset` "small" (the CPU study; the ICL prompt is about 2.5k SmolLM2 tokens)
-or "paper"; explicit options override, 0 meaning the preset's value.
+Sizes: `preset` "small" (the CPU study; an ICL prompt of about 3k SmolLM2 tokens) or
+"paper" (under 7k); explicit options override, 0 meaning the preset's value.
 """
 
 from __future__ import annotations
