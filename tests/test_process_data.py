@@ -242,6 +242,11 @@ def test_icl_prompts_fit_the_embedded_models_context(smollm2_path):
     for preset, limit in (("small", 3300), ("paper", 7600)):
         data = generate_family("process", 0, preset=preset)
         block = "".join(f"- {fact}\n" for fact in data.icl_facts) + "\n"
-        longest = max(len(tokenizer(block + "- " + row["query"] + " " + choice)["input_ids"])
-                      for rows in data.tests.values() for row in rows for choice in row["choices"])  # fmt: skip
+        # the fact block, then the longest question with its longest choice (split at a line break)
+        longest = len(tokenizer(block)["input_ids"]) + max(
+            len(tokenizer("- " + row["query"] + " " + choice)["input_ids"])
+            for rows in data.tests.values()
+            for row in rows
+            for choice in row["choices"]
+        )
         assert longest < limit, (preset, longest)
