@@ -21,7 +21,7 @@ from finetune.data import split_sentences
 from lm_eval_tasks.api import generate_family
 from lm_eval_tasks.process import shortcuts
 from lm_eval_tasks.process.calculus import POSSIBLE_PAIRS, canonical, combinations, depth, parse_expression, rule_of
-from lm_eval_tasks.process.generator import CHOICE_KINDS, HELDOUT_PAIRS, SPLITS
+from lm_eval_tasks.process.generator import CHOICE_KINDS, HELDOUT_PAIRS, SPLITS, calculus_of
 from tests import process_checker
 
 SEEDS = [0, 1]
@@ -32,6 +32,13 @@ def instance(request):
     data = generate_family("process", request.param)
     name, partners = process_checker.table_from_training(data.train)
     return data, name, partners
+
+
+def test_the_training_text_states_the_generators_calculus(instance):
+    data, name, partners = instance
+    calc = calculus_of(data.seed)
+    assert (calc.name, dict(calc.partners)) == (name, partners)
+    assert all(row["primitives"] == list(calc.primitives) for rows in data.tests.values() for row in rows)
 
 
 def inputs_in(text: str, name: str) -> list[str]:

@@ -135,18 +135,6 @@ def combinations(expr: sympy.Expr) -> frozenset[str]:
     return frozenset(f"{rule_of(parent)}>{rule_of(child)}" for _, parent in nodes(expr) for child in children(parent))
 
 
-def shape(expr: sympy.Expr) -> tuple:
-    """The rule tree without names or order: (rule, sorted child shapes). Equal for trees
-    that differ only in which primitives they use or in the order of operands."""
-    return (rule_of(expr), tuple(sorted(shape(child) for child in children(expr))))
-
-
-def at_path(expr: sympy.Expr, path: tuple[int, ...]) -> sympy.Expr:
-    for index in path:
-        expr = children(expr)[index]
-    return expr
-
-
 @dataclasses.dataclass(frozen=True)
 class Calculus:
     """One instance of the calculus: the transform's name and the primitives' table.
