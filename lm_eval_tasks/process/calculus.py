@@ -1,7 +1,7 @@
 """The made-up calculus of the process family: expressions, the transform, its look-alikes, the canonical form.
 
-Expressions are sympy trees in one variable `x` built from NUM_PRIMITIVES undefined
-functions with nonsense names (`zib(x)`) by four combinators. Every node is handled by
+Expressions are sympy trees in one variable `x` built from a few undefined functions with
+nonsense names (`zib(x)`; the generator uses five) by four combinators. Every node is handled by
 exactly one rule, named after the node:
 
     rule      node                         the transform T ("the glorp of ...")
@@ -49,6 +49,16 @@ POSSIBLE_PAIRS = tuple(
     f"{parent}>{child}" for parent in COMBINATORS for child in RULES if f"{parent}>{child}" not in IMPOSSIBLE_PAIRS
 )
 
+# Mistakes `Calculus.transform(error=(path, kind))` can make at one node:
+# - "skipped": the transform of that part is never taken; the part is copied as written
+#   (a partial application: one rule step missing). Never at the root.
+# - "swapped": the node is handled with the other operation (a sum's transforms added
+#   instead of multiplied, a product's multiplied, a nest's multiplied like the chain
+#   rule, a scale multiplied by c instead of raised to c): a rule applied to the wrong part.
+# - "inside_out": at a nest p(g), the partner is applied to T(g) instead of g: the inner
+#   transform taken first, the rules applied in the wrong order.
+MISTAKES = ("skipped", "swapped", "inside_out")
+
 # How a generated answer may be written: names, whole numbers, + - * ** ^ and parentheses.
 _ANSWER_CHARACTERS = re.compile(r"^[A-Za-z0-9_\s()+*^-]*$")
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -67,7 +77,7 @@ class UnsupportedExpression(ValueError):
     """An expression outside the calculus (e.g. a power or a bare x); the message says which."""
 
 
-@functools.lru_cache(maxsize=1 << 16)  # the generator canonicalizes the same sub-results many times
+@functools.lru_cache(maxsize=4096)  # the generator canonicalizes the same results many times
 def canonical(expr: sympy.Expr) -> str:
     """THE canonical string of a result: the expanded polynomial in the applied functions
     (arguments expanded too), printed by sympy in its sorted term order.
@@ -300,14 +310,3 @@ def _expanded_terms_bound(expr: sympy.Expr) -> int:
     if expr.is_Pow:
         return _expanded_terms_bound(expr.base) ** int(expr.exp)
     return 1 + sum(_expanded_terms_bound(a) for a in expr.args if not a.is_Atom)
-
-
-# Mistakes `Calculus.transform(error=(path, kind))` can make at one node:
-# - "skipped": the transform of that part is never taken; the part is copied as written
-#   (a partial application: one rule step missing). Never at the root.
-# - "swapped": the node is handled with the other operation (a sum's transforms added
-#   instead of multiplied, a product's multiplied, a nest's multiplied like the chain
-#   rule, a scale multiplied by c instead of raised to c): a rule applied to the wrong part.
-# - "inside_out": at a nest p(g), the partner is applied to T(g) instead of g: the inner
-#   transform taken first, the rules applied in the wrong order.
-MISTAKES = ("skipped", "swapped", "inside_out")

@@ -62,9 +62,11 @@ ROOT_CYCLE = tuple(pair.split(">")[0] for pair in HELDOUT_PAIRS)
 SPLITS = {"seen": 3, "heldout": 3, "deep": 4}  # split -> depth of its expressions
 CHOICE_KINDS = ("correct", "derivative", "misapplied", "partial")
 # Longest choice and input (characters): longer results would test copying long strings.
+# Every depth-3 expression is shorter than MAX_INPUT_CHARS; it limits the deep items.
 MAX_CHOICE_CHARS = 130
 MAX_INPUT_CHARS = 60
-# Longest worked application (characters, about 2 per SmolLM2 token): keeps the small ICL prompt near 2.5k tokens.
+# Longest worked application (characters, about 2 per SmolLM2 token), so that the small
+# preset's ICL prompt stays near 3k SmolLM2 tokens.
 MAX_WORKED_CHARS = 420
 # Share of worked applications of depth 2 (the rest have depth 3), beyond the coverage ones.
 DEPTH_2_SHARE = 0.25
