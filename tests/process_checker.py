@@ -46,7 +46,6 @@ def _argument_of(rule):
 
 def resolve(expr: sympy.Expr, partners: dict[str, str]) -> sympy.Expr:
     """Rewrite every pending transform in `expr` away with the family's rules."""
-    a, b = (sympy.Wild(n, properties=[lambda k: k != 0]) for n in "ab")  # no split of a term into itself + 0
     c = sympy.Wild("c", properties=[lambda k: k.is_Integer and k > 1])
     f = sympy.Wild("f")
 
@@ -56,8 +55,11 @@ def resolve(expr: sympy.Expr, partners: dict[str, str]) -> sympy.Expr:
     for _ in range(100):
         if not expr.has(PENDING):
             return expr
-        # sum: T(a + b) = T(a) * T(b), any split of the terms (the rule is associative)
-        expr = expr.replace(PENDING(a + b), lambda a, b: PENDING(a) * PENDING(b))
+        # sum: T(f + g) = T(f) * T(g), for the sum's terms. Matched by a query, not the Wild
+        # pattern a + b, which also matches 2*f (as f + f).
+        expr = expr.replace(
+            _argument_of(lambda arg: arg.is_Add), lambda e: sympy.Mul(*(PENDING(term) for term in e.args[0].args))
+        )
         # scale: T(c * f) = T(f) ** c
         expr = expr.replace(PENDING(c * f), lambda c, f: PENDING(f) ** c)
         # product: T(f * g) = T(f) + T(g), for products without a number in front

@@ -92,6 +92,9 @@ def test_the_rules_on_a_worked_example():
     assert canonical(calc.transform(expr, error=((), "swapped"))) == "kel(x)*mof(x)*zib(x)"
     sum_path = (expr.args.index(mof(x) + kel(x)),)  # the sum's transform never taken: it stays as written
     assert canonical(calc.transform(expr, error=(sum_path, "skipped"))) == "kel(x) + 2*mof(x)"
+    # the sum rewritten by the table alone: mof + kel -> kel + zib, the sum rule's step missing
+    assert canonical(calc.transform(expr, error=(sum_path, "table_only"))) == "kel(x) + mof(x) + zib(x)"
+    assert calc.renamed(zib(mof(x) * kel(x))) == mof(kel(x) * zib(x))
     assert sorted(combinations(expr)) == ["product>sum", "product>table", "sum>table"]
 
 

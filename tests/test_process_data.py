@@ -20,7 +20,16 @@ import pytest
 from finetune.data import split_sentences
 from lm_eval_tasks.api import generate_family
 from lm_eval_tasks.process import shortcuts
-from lm_eval_tasks.process.calculus import POSSIBLE_PAIRS, canonical, combinations, depth, parse_expression, rule_of
+from lm_eval_tasks.process.calculus import (
+    MISTAKES,
+    PARTIAL_MISTAKES,
+    POSSIBLE_PAIRS,
+    canonical,
+    combinations,
+    depth,
+    parse_expression,
+    rule_of,
+)
 from lm_eval_tasks.process.generator import CHOICE_KINDS, HELDOUT_PAIRS, SPLITS, calculus_of
 from tests import process_checker
 
@@ -175,27 +184,35 @@ def test_oracle_rows_are_worked_applications_of_new_expressions(instance):
 
 def test_answer_positions_are_counterbalanced(instance):
     data, _, _ = instance
+    made_by = {"correct": {"correct"}, "derivative": {"derivative"}, "misapplied": {"swapped", "inside_out"},
+               "partial": set(PARTIAL_MISTAKES)}  # fmt: skip
     for rows in data.tests.values():
         positions = collections.Counter(row["label"] for row in rows)
         assert set(positions.values()) == {len(rows) // len(CHOICE_KINDS)} and len(positions) == len(CHOICE_KINDS)
         for row in rows:
             assert sorted(row["choice_kinds"]) == sorted(CHOICE_KINDS)
             assert row["choice_kinds"][row["label"]] == "correct"
+            assert all(m in made_by[k] for k, m in zip(row["choice_kinds"], row["choice_mistakes"]))
+    used = collections.Counter(m for rows in data.tests.values() for row in rows for m in row["choice_mistakes"])
+    assert set(used) == {"correct", "derivative", *MISTAKES}  # every kind of mistake is asked about
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_fact_blind_shortcuts_sit_at_chance(seed):
-    """Every shortcut baseline lies inside the 99% binomial interval of chance, on each split
-    and on all splits together (48 items per split here, 144 in all)."""
+def test_no_fact_blind_strategy_beats_chance(seed):
+    """No shortcut strategy (pick or avoid the extreme choice of any surface feature, or a
+    position) scores above the 99% binomial bound of chance, on each split and on all
+    splits together (48 items per split here, 144 in all)."""
     data = generate_family("process", seed, num_test=48)
     texts = [row["text"] for row in data.train]
     all_rows = [row for rows in data.tests.values() for row in rows]
     for rows in [*data.tests.values(), all_rows]:
         assert shortcuts.shortcut_failures(rows, texts) == []
-    low, high = shortcuts.chance_interval(len(all_rows), 0.25)
-    assert 0.15 < low and high < 0.35  # the bound is tight enough to mean something
+    _, high = shortcuts.chance_interval(len(all_rows), 0.25)
+    assert high < 0.35  # the bound is tight enough to mean something
     accuracies = shortcuts.baseline_accuracies(all_rows, texts)
-    assert {"longest", "shortest", "most_like_input", "most_familiar_tokens", "position_0"} <= set(accuracies)
+    required = {"longest", "shortest", "position_0", "most_familiar_tokens", "most_like_input", "most_copied"}
+    assert required | {f"avoid_{name}" for name in required - {"position_0"}} <= set(accuracies)
+    assert sum(accuracies[f"position_{k}"] for k in range(4)) == pytest.approx(1.0)
 
 
 def test_the_shortcut_checks_catch_a_biased_split():
@@ -206,6 +223,13 @@ def test_the_shortcut_checks_catch_a_biased_split():
         row["label"] = longest
     failures = shortcuts.shortcut_failures(rows, [row["text"] for row in data.train])
     assert any(failure.startswith("longest:") for failure in failures)
+    # The opposite bias, over 12 x 24 rows: the answer is never the longest, so avoiding the
+    # longest choice scores 1/3, above the bound (0.316 for 288 items).
+    rows = copy.deepcopy(data.tests["seen"] * 12)
+    for row in rows:
+        row["label"] = min(range(len(row["choices"])), key=lambda i: len(row["choices"][i]))
+    failures = shortcuts.shortcut_failures(rows, [row["text"] for row in data.train])
+    assert any(failure.startswith("avoid_longest:") for failure in failures)
 
 
 def test_same_seed_gives_the_same_bytes_in_another_process():

@@ -36,6 +36,7 @@ from lm_eval_tasks.lexicon import sample_words
 from lm_eval_tasks.process import shortcuts
 from lm_eval_tasks.process.calculus import (
     COMBINATORS,
+    PARTIAL_MISTAKES,
     POSSIBLE_PAIRS,
     SCALE_FACTORS,
     Calculus,
@@ -74,9 +75,11 @@ DEPTH_2_SHARE = 0.25
 # the split's surface features most balanced.
 CANDIDATES_PER_ITEM = 4
 MISTAKES_PER_KIND = 3  # mistakes of each kind tried per candidate (each costs a sympy expand)
-# The number of terms is the hardest feature to balance (a nest's answer q(g) + T(g) always
-# has more terms than its chain-rule look-alikes q(g)*...), so its imbalance costs more.
-FEATURE_WEIGHTS = {"terms": 4.0}
+# The surface model is the best proxy found for what a language model without the rules
+# picks (shortcuts.SURFACE_MODEL); the number of terms is the hardest feature to balance (a
+# nest's answer q(g) + T(g) has one more term than its chain-rule look-alikes q(g)*...).
+# Their imbalance costs more.
+FEATURE_WEIGHTS = {"surface_model": 4.0, "terms": 2.0}
 MAX_DRAWS = 5000  # random depth-4 draws per deep item before giving up
 
 
@@ -184,10 +187,10 @@ def deep_expression(calc: Calculus, rng: random.Random, root: str) -> Entry | No
     return _entry(expr)
 
 
-def choice_sets(calc: Calculus, expr: sympy.Expr, rng: random.Random) -> list[dict[str, str]]:
-    """Admissible {kind: result} sets for `expr`, one per (misapplied, partial) mistake pair
-    (at most MISTAKES_PER_KIND random mistakes of each kind), whose four results are pairwise
-    different functions (canonical strings) and short enough."""
+def choice_sets(calc: Calculus, expr: sympy.Expr, rng: random.Random) -> list[dict[str, tuple[str, str]]]:
+    """Admissible {kind: (result, how it was made)} sets for `expr`, one per (misapplied,
+    partial) mistake pair (at most MISTAKES_PER_KIND random mistakes of each kind), whose four
+    results are pairwise different functions (canonical strings) and short enough."""
     answer = canonical(calc.transform(expr))
     if len(answer) >= MAX_CHOICE_CHARS:
         return []
@@ -198,17 +201,17 @@ def choice_sets(calc: Calculus, expr: sympy.Expr, rng: random.Random) -> list[di
     rng.shuffle(mistakes)
     misapplied, partial = [], []
     for mistake in mistakes:
-        found = partial if mistake[1] == "skipped" else misapplied
+        found = partial if mistake[1] in PARTIAL_MISTAKES else misapplied
         if len(found) == MISTAKES_PER_KIND:
             continue
         text = canonical(calc.transform(expr, error=mistake))
-        if text not in (answer, derivative, *found) and len(text) < MAX_CHOICE_CHARS:
-            found.append(text)
+        if text not in (answer, derivative, *(t for t, _ in found)) and len(text) < MAX_CHOICE_CHARS:
+            found.append((text, mistake[1]))
     return [
-        {"correct": answer, "derivative": derivative, "misapplied": m, "partial": p}
+        {"correct": (answer, "correct"), "derivative": (derivative, "derivative"), "misapplied": m, "partial": p}
         for m in misapplied
         for p in partial
-        if m != p
+        if m[0] != p[0]
     ]
 
 
@@ -216,14 +219,15 @@ class _Balancer:
     """Keeps the correct choice's rank under every surface feature uniform over a split, so
     that no fact-blind preference (longest, second longest, most like the input, ...) beats chance."""
 
-    def __init__(self, counts):
+    def __init__(self, name: str, counts):
+        self.name = name
         self.counts = counts
         self.histograms = {feature: [0.0] * len(CHOICE_KINDS) for feature in shortcuts.FEATURES}
         self.items = 0
 
     def ranks(self, expression: str, kinds: dict[str, str]) -> dict[str, list[float]]:
-        choices = [kinds[kind] + "." for kind in CHOICE_KINDS]  # the correct choice first
-        features = shortcuts.choice_features(expression, choices, self.counts)
+        choices = [kinds[kind][0] + "." for kind in CHOICE_KINDS]  # the correct choice first
+        features = shortcuts.choice_features(f"{self.name}[{expression}] =", expression, choices, self.counts)
         return {f: shortcuts.correct_rank_distribution(scores, 0) for f, scores in features.items()}
 
     def cost(self, ranks: dict[str, list[float]]) -> float:
@@ -270,7 +274,7 @@ def build_split(
     calc: Calculus, rng: random.Random, split: str, num_items: int, used: set[sympy.Expr], counts
 ) -> list[dict]:
     """`num_items` counterbalanced items of `split`; their inputs are added to `used`."""
-    balancer = _Balancer(counts)
+    balancer = _Balancer(calc.name, counts)
     chosen = []
     for index in range(num_items):
         best, candidates = None, 0
@@ -306,13 +310,15 @@ def build_split(
                 "id": f"process-{split}-{index:03d}",
                 "source_id": source_of(entry.expr),
                 "query": f"{calc.name}[{entry.text}] =",
-                "choices": [kinds[kind] + "." for kind in order],
+                "choices": [kinds[kind][0] + "." for kind in order],
                 "label": label,
-                "answer": kinds["correct"],
+                "answer": kinds["correct"][0],
                 "expression": entry.text,
                 "combinations": sorted(entry.pairs),
                 "depth": SPLITS[split],
                 "choice_kinds": order,
+                # how each choice was made: correct, derivative, or the mistake (calculus.MISTAKES)
+                "choice_mistakes": [kinds[kind][1] for kind in order],
                 "primitives": list(calc.primitives),
             }
         )
