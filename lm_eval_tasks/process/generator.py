@@ -225,7 +225,7 @@ class _Balancer:
         self.histograms = {feature: [0.0] * len(CHOICE_KINDS) for feature in shortcuts.FEATURES}
         self.items = 0
 
-    def ranks(self, expression: str, kinds: dict[str, str]) -> dict[str, list[float]]:
+    def ranks(self, expression: str, kinds: dict[str, tuple[str, str]]) -> dict[str, list[float]]:
         choices = [kinds[kind][0] + "." for kind in CHOICE_KINDS]  # the correct choice first
         features = shortcuts.choice_features(f"{self.name}[{expression}] =", expression, choices, self.counts)
         return {f: shortcuts.correct_rank_distribution(scores, 0) for f, scores in features.items()}
