@@ -16,13 +16,16 @@ caching shares the global context's KV cache by itself.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+# The shared prefix runs through the model in chunks of this many tokens (bounds attention memory).
+PREFIX_CHUNK_TOKENS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,57 +98,116 @@ class HFGenerator:
     def generate_with_prefix(
         self, prefix: str, suffixes: list[str], params: SamplingParams, reuse_cache: bool = True
     ) -> list[str]:
-        """Generate after prefix + suffix for each suffix, `batch_size` suffixes at a time.
+        """Generate after prefix + suffix for each suffix, up to `batch_size` suffixes at a time.
 
         With `reuse_cache` the prefix's KV cache is computed once (and kept for the next call
-        with the same prefix); each batch continues from a copy of it repeated per row, since
-        generation appends to the cache it is given. Without, every row recomputes the prefix.
+        with the same prefix); each batch continues from a fork of it repeated per row, since
+        generation extends the cache it is given. Without, every row recomputes the prefix.
         Both read the same token ids (prefix and suffix tokenized apart), so greedy outputs agree.
+        Whether (and how) this model continues a cache is probed once (`icl_ft_common.kv_cache`);
+        a model that cannot recomputes, with one warning.
 
         Padding goes between the shared prefix and each suffix, not at the left: the prefix
         then sits at the same positions in every row, as in its cache, and generate() numbers
-        positions from the attention mask, so each suffix still starts at len(prefix).
+        positions from the attention mask, so each suffix still starts at len(prefix). Only
+        full attention ignores such padding exactly: a sliding window counts the padded slots
+        and a convolution or recurrent state runs through them, so on those models a batch
+        holds suffixes of one token length only (`_batches`).
         """
         import torch
 
         torch.manual_seed(params.seed)
-        prefix_ids, prefix_cache = self._prefix_state(prefix, reuse_cache)
-        outputs = []
-        for start in range(0, len(suffixes), self.batch_size):
-            batch = [self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-                     for suffix in suffixes[start : start + self.batch_size]]  # fmt: skip
+        reuse = self.cache_reuse if reuse_cache else None
+        prefix_ids, prefix_cache = self._prefix_state(prefix, reuse)
+        tokenized = [self.tokenizer(suffix, add_special_tokens=False)["input_ids"] for suffix in suffixes]
+        outputs: list[str | None] = [None] * len(suffixes)
+        for indices in self._batches([len(ids) for ids in tokenized]):
+            batch = [tokenized[i] for i in indices]
             width = max(len(ids) for ids in batch)
             padding = [width - len(ids) for ids in batch]
             suffix_ids = torch.tensor([[self.tokenizer.pad_token_id] * pad + ids for pad, ids in zip(padding, batch)])
             suffix_mask = torch.tensor([[0] * pad + [1] * len(ids) for pad, ids in zip(padding, batch)])
             input_ids = torch.cat([prefix_ids.expand(len(batch), -1), suffix_ids], dim=1)
             attention_mask = torch.cat([torch.ones_like(prefix_ids).expand(len(batch), -1), suffix_mask], dim=1)
-            cache = {}
-            if reuse_cache:
-                cache["past_key_values"] = copy.deepcopy(prefix_cache)
-                cache["past_key_values"].batch_repeat_interleave(len(batch))
+            cache = {} if reuse is None else reuse.kwargs(reuse.fork_rows(prefix_cache, len(batch)))
             with torch.no_grad():
                 sequences = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, **cache, **self._generate_kwargs(params)
                 )
-            outputs += self._decode_new(sequences, input_ids.shape[1])
+            for index, text in zip(indices, self._decode_new(sequences, input_ids.shape[1]), strict=True):
+                outputs[index] = text
         return outputs
 
-    def _prefix_state(self, prefix: str, with_cache: bool):
-        """(token ids, KV cache or None) of `prefix`; the cache of the last prefix is kept."""
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices of the suffixes generated together: in order, or by equal length where padding is not exact."""
+        if self.padding_is_ignored:
+            return [list(range(start, min(start + self.batch_size, len(lengths))))
+                    for start in range(0, len(lengths), self.batch_size)]  # fmt: skip
+        by_length: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            by_length.setdefault(length, []).append(index)
+        return [group[start : start + self.batch_size]
+                for group in by_length.values() for start in range(0, len(group), self.batch_size)]  # fmt: skip
+
+    @functools.cached_property
+    def padding_is_ignored(self) -> bool:
+        """Whether padded slots inside a row leave the other tokens' results unchanged (full attention only).
+
+        Read from the cache the model builds for two tokens: every layer keeps plain keys and
+        values, with no sliding window and no convolution or recurrent state.
+        """
         import torch
-        from transformers import DynamicCache
+
+        from icl_ft_common.kv_cache import keeps_only_keys_and_values, returned_cache
+
+        with torch.no_grad():
+            cache = returned_cache(self.model(input_ids=torch.tensor([[0, 0]], device=self.model.device), use_cache=True))
+        layers = getattr(cache, "layers", None)
+        return bool(layers) and all(
+            keeps_only_keys_and_values(layer) and getattr(layer, "sliding_window", None) is None for layer in layers
+        )
+
+    @functools.cached_property
+    def cache_reuse(self):
+        """How this model continues a prefix cache in batches (a CacheReuse), or None if it cannot; probed once."""
+        from icl_ft_common.kv_cache import CacheReuseUnsupported, probe_cache_reuse
+
+        try:
+            reuse = probe_cache_reuse(
+                self.model, self.model.get_input_embeddings().num_embeddings, self.model.device, self.model.dtype
+            )
+        except CacheReuseUnsupported as error:
+            reason = str(error)
+        else:
+            if reuse.batches:
+                logger.info("prefix KV cache reuse: %s", reuse.describe())
+                return reuse
+            reason = "a prefix cache repeated into a batch does not continue each row exactly"
+        logger.warning("%s cannot reuse the shared prefix's KV cache (%s): every prompt recomputes it", self.name, reason)
+        return None
+
+    def _prefix_state(self, prefix: str, reuse):
+        """(token ids, KV cache or None) of `prefix`; the cache of the last prefix is kept."""
+        from icl_ft_common.kv_cache import prefill
 
         if self._prefix_memo is None or self._prefix_memo[0] != prefix:
             self._prefix_memo = (prefix, self.tokenizer(prefix, return_tensors="pt")["input_ids"], None)
         _, prefix_ids, prefix_cache = self._prefix_memo
-        if with_cache and prefix_cache is None:
-            prefix_cache = DynamicCache(config=self.model.config)
+        if reuse is not None and prefix_cache is None:
+            import inspect
+
+            import torch
+
+            # Logits of the last position only (where the model can): not context x vocabulary floats.
+            keep_last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
             with torch.no_grad():
-                self.model(input_ids=prefix_ids, past_key_values=prefix_cache, use_cache=True)
+                prefix_cache = prefill(
+                    lambda **kwargs: self.model(**kwargs, **keep_last), prefix_ids.to(self.model.device), reuse,
+                    chunk_tokens=PREFIX_CHUNK_TOKENS,
+                )  # fmt: skip
             logger.info("computed the KV cache of a %d-token shared prefix", prefix_ids.shape[1])
             self._prefix_memo = (prefix, prefix_ids, prefix_cache)
-        return prefix_ids, prefix_cache if with_cache else None
+        return prefix_ids, prefix_cache if reuse is not None else None
 
 
 class VLLMGenerator:

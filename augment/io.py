@@ -15,8 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from icl_ft_common.artifacts import dropped_path, partial_path, summary_path
+from icl_ft_common.io import write_json_atomic, write_jsonl_atomic
+
+__all__ = ["OutputError", "ResumableWriter", "dropped_path", "summary_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,37 +31,22 @@ class OutputError(RuntimeError):
     """The output cannot be written or resumed; the message says what to do."""
 
 
-def summary_path(output: Path) -> Path:
-    """`x.jsonl` -> `x.summary.json`."""
-    return output.with_name(output.stem + ".summary.json")
-
-
-def dropped_path(output: Path) -> Path:
-    """`x.jsonl` -> `x.dropped.jsonl`: every filtered-out sentence with its reason, for auditing."""
-    return output.with_name(output.stem + ".dropped.jsonl")
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 class ResumableWriter:
-    def __init__(self, output: Path, settings: dict[str, Any], overwrite: bool = False):
+    """`saved_settings` turns a header written by an earlier version into today's setting names."""
+
+    def __init__(
+        self,
+        output: Path,
+        settings: dict[str, Any],
+        overwrite: bool = False,
+        saved_settings: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+    ):
         self.output = Path(output)
-        self.partial = self.output.with_name(self.output.name + ".partial")
+        self.partial = partial_path(self.output)
         self.settings = json.loads(json.dumps(settings))  # as it reads back from the file (tuples -> lists)
+        self.saved_settings = saved_settings
         if self.output.exists() and not overwrite:
-            raise OutputError(f"{self.output} already exists; pass --overwrite true or choose another --output")
+            raise OutputError(f"{self.output} already exists; pass --overwrite or choose another --output")
         self.records: dict[str, dict[str, Any]] = {}
         if self.partial.exists():
             self._resume()
@@ -74,9 +65,9 @@ class ResumableWriter:
             header = None
         if not header or "settings" not in header:
             raise OutputError(f"{self.partial} is not a partial output of this tool; delete it to start afresh")
-        if header["settings"] != self.settings:
-            changed = sorted(k for k in {**header["settings"], **self.settings}
-                             if header["settings"].get(k) != self.settings.get(k))  # fmt: skip
+        saved = json.loads(json.dumps(self.saved_settings(header["settings"])))
+        if saved != self.settings:
+            changed = sorted(k for k in {**saved, **self.settings} if saved.get(k) != self.settings.get(k))
             raise OutputError(
                 f"{self.partial} was written with other settings (differing: {changed}); rerun with the same "
                 "settings to resume, or delete it to start afresh"
@@ -86,7 +77,9 @@ class ResumableWriter:
                 record = json.loads(line)
                 self.records.setdefault(record["item"], record)
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise OutputError(f"{self.partial}:{number} is not a valid record; delete the file to start afresh")
+                raise OutputError(
+                    f"{self.partial}:{number} is not a valid record; delete the file to start afresh"
+                ) from None
         if torn:
             logger.warning(
                 "%s: dropping a torn last line (interrupted write); its item is generated again", self.partial
@@ -120,8 +113,8 @@ class ResumableWriter:
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the final JSONL, the dropped sentences and the summary atomically, then remove the partial."""
-        write_atomically(dropped_path(self.output), _jsonl(self.collect("dropped")))
-        write_atomically(summary_path(self.output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        write_jsonl_atomic(dropped_path(self.output), self.collect("dropped"))
+        write_json_atomic(summary_path(self.output), summary)
         # The data file last: once it exists, its sidecars do too.
-        write_atomically(self.output, _jsonl(self.collect("rows")))
+        write_jsonl_atomic(self.output, self.collect("rows"))
         self.partial.unlink()

@@ -51,8 +51,9 @@ def chunk_seed(seed: int, item_ids: list[str]) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def output_row(cfg: AugmentConfig, generator: str, prompt_version: str, item_id: str, index: int,
-               sentence: Sentence) -> dict[str, Any]:  # fmt: skip
+def output_row(
+    cfg: AugmentConfig, generator: str, prompt_version: str, item_id: str, index: int, sentence: Sentence
+) -> dict[str, Any]:
     """One generated training row, with everything needed to know where it came from."""
     return {
         "id": f"{item_id}-{cfg.mode}-{index:02d}",
@@ -63,7 +64,7 @@ def output_row(cfg: AugmentConfig, generator: str, prompt_version: str, item_id:
         "generator": generator,
         "prompt_version": prompt_version,
         "sampling": cfg.sampling(),
-        "seed": cfg.seed,
+        "sample_seed": cfg.sample_seed,
         "family": cfg.family,
         "data_seed": cfg.data_seed,
     }
@@ -74,8 +75,13 @@ def dropped_row(item_id: str, dropped: Dropped) -> dict[str, Any]:
 
 
 def sampling_params(cfg: AugmentConfig, stop_strings: tuple[str, ...], item_ids: list[str]) -> SamplingParams:
-    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                          seed=chunk_seed(cfg.seed, item_ids), stop_strings=stop_strings)  # fmt: skip
+    return SamplingParams(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=chunk_seed(cfg.sample_seed, item_ids),
+        stop_strings=stop_strings,
+    )
 
 
 def check_generations(generations: list[str], expected: int) -> list[str]:
@@ -85,18 +91,30 @@ def check_generations(generations: list[str], expected: int) -> list[str]:
 
 
 def record_item(
-    cfg: AugmentConfig, writer: ResumableWriter, generator_name: str, spec: PromptSpec, item: SourceItem,
-    generations: list[str], context_words: set[str], copies: frozenset[str] = frozenset(),
-) -> None:  # fmt: skip
+    cfg: AugmentConfig,
+    writer: ResumableWriter,
+    generator_name: str,
+    spec: PromptSpec,
+    item: SourceItem,
+    generations: list[str],
+    context_words: set[str],
+    copies: frozenset[str] = frozenset(),
+) -> None:
     """Parse and filter one item's generations and record its kept rows and dropped sentences."""
     seen: set[str] = set()  # duplicates are judged across all of the item's samples and kinds
     kept, dropped = [], []
     for generation in generations:
         item_kept, item_dropped = parse_generation(
-            generation, spec.answer_kind, source=item.text, context_words=context_words,
-            stop_strings=spec.stop_strings, seen=seen, max_words=cfg.max_sentence_words, copies=copies,
+            generation,
+            spec.answer_kind,
+            source=item.text,
+            context_words=context_words,
+            stop_strings=spec.stop_strings,
+            seen=seen,
+            max_words=cfg.max_sentence_words,
+            copies=copies,
             require_all_entities=spec.require_all_entities,
-        )  # fmt: skip
+        )
         kept += item_kept
         dropped += item_dropped
     rows = [output_row(cfg, generator_name, spec.version, item.id, index, s) for index, s in enumerate(kept)]

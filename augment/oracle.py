@@ -29,10 +29,18 @@ def run_oracle(cfg: AugmentConfig, data, items: list[SourceItem], writer: Resuma
         if writer.is_done(item.id):
             continue
         rows = [
-            {**row, "mode": "oracle", "generator": ORACLE_GENERATOR, "prompt_version": None, "sampling": None,
-             "seed": None, "family": cfg.family, "data_seed": cfg.data_seed}
+            {
+                **row,
+                "mode": "oracle",
+                "generator": ORACLE_GENERATOR,
+                "prompt_version": None,
+                "sampling": None,
+                "sample_seed": None,
+                "family": cfg.family,
+                "data_seed": cfg.data_seed,
+            }
             for row in by_item.get(item.id, [])
-        ]  # fmt: skip
+        ]
         writer.add(item.id, rows, [], generations=0)
     logger.info(
         "oracle: %d statement(s) for %d item(s)", sum(len(r["rows"]) for r in writer.records.values()), len(items)

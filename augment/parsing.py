@@ -37,8 +37,15 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 DROP_REASONS = (
-    "empty", "truncated", "too_long", "copy_of_source", "new_nonsense_word", "off_topic", "lost_entity", "duplicate",
-)  # fmt: skip
+    "empty",
+    "truncated",
+    "too_long",
+    "copy_of_source",
+    "new_nonsense_word",
+    "off_topic",
+    "lost_entity",
+    "duplicate",
+)
 
 _LIST_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|[-*•·+])\s*")
 _HEADER = re.compile(r"^\s*(rephrasings?|rephrased|reversals?|reversed|inferences?|conclusions?)\s*:\s*", re.I)
@@ -133,8 +140,9 @@ def parse_generation(
     required = entities if require_all_entities and one_fact else set()
     kept, dropped = [], []
     for index, (kind, sentence) in enumerate(pieces):
-        reason = _drop_reason(sentence, index == len(pieces) - 1, max_words, copied, context_words, entities, required,
-                              seen)  # fmt: skip
+        reason = _drop_reason(
+            sentence, index == len(pieces) - 1, max_words, copied, context_words, entities, required, seen
+        )
         if reason:
             dropped.append(Dropped(reason, kind, sentence))
         else:

@@ -25,8 +25,9 @@ class PromptSpec:
     require_all_entities: bool = False
 
 
-LOCAL_PROMPT = PromptSpec(version="local-v1", answer_kind="rephrase", stop_strings=("Statement:",),
-                          require_all_entities=True)  # fmt: skip
+LOCAL_PROMPT = PromptSpec(
+    version="local-v1", answer_kind="rephrase", stop_strings=("Statement:",), require_all_entities=True
+)
 # A blank line ends the numbered list; a restated instruction means it started over.
 GLOBAL_PROMPT = PromptSpec(version="global-v2", answer_kind="inference", stop_strings=("\n\n", "Fact to think about"))
 

@@ -7,8 +7,8 @@ Builds the global-augmentation prompts exactly as `python -m augment --mode glob
 (the reversal family's training documents in context, subsampled to the token budget),
 then generates greedily for the first N facts in both ways in one process, alternating
 batch by batch: continuing each batch of documents from a copy of the context's KV cache
-(computed once, inside the timing), and recomputing the context for every document. Prints both times, their ratio, and whether every greedy
-output is identical (exit status 1 if not).
+(computed once, inside the timing), and recomputing the context for every document. Prints
+both times, their ratio, and whether every greedy output is identical (exit status 1 if not).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model
     if model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         model = str(ensure_checkpoint())
     generator = HFGenerator(model, dtype=args.dtype, batch_size=args.batch_size)
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     prefix, suffixes = split_shared_prefix(GLOBAL_PROMPT, documents, context=shown)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, stop_strings=GLOBAL_PROMPT.stop_strings)
     print(f"model {model} ({args.dtype}), torch threads {torch.get_num_threads()}")
+    if generator.cache_reuse is None:  # the probe's reason was logged
+        print("error: this model cannot reuse a prefix KV cache, nothing to compare", file=sys.stderr)
+        return 1
+    print(f"prefix KV cache reuse: {generator.cache_reuse.describe()}; batches mix suffix lengths: "
+          f"{generator.padding_is_ignored}")  # fmt: skip
     print(f"context: {info['documents_shown']}/{info['documents_total']} documents, "
           f"{generator.count_tokens(prefix)} prefix tokens; {len(documents)} documents in batches of "
           f"{args.batch_size}, max_new_tokens {args.max_new_tokens}, greedy")  # fmt: skip

@@ -93,7 +93,7 @@ def main() -> None:
         for precision in args.precisions.split(","):
             peak_before = matmul_peak(precision)
             cfg = FinetuneConfig(
-                family=args.family, model=model_path, output_dir=str(Path(scratch) / precision), steps=args.steps,
+                family=args.family, model=model_path, output=str(Path(scratch) / precision), steps=args.steps,
                 batch_size=args.batch_size, precision=precision, save_steps=10**6, logging_steps=10**6,
                 min_loglik_change=0.0, threads=args.threads,
             )  # fmt: skip
@@ -123,9 +123,8 @@ def main() -> None:
 
     print(f"\n{'precision':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'peak GFLOP/s':>13} {'of peak':>8} {'padding':>8}")
     for precision, tokens_per_second, achieved, peak, padding in rows:
-        print(
-            f"{precision:>9} {tokens_per_second:9.0f} {achieved / 1e9:8.1f} {peak / 1e9:13.1f} {achieved / peak:8.1%} {padding:8.1%}"
-        )
+        rates = f"{tokens_per_second:9.0f} {achieved / 1e9:8.1f} {peak / 1e9:13.1f}"
+        print(f"{precision:>9} {rates} {achieved / peak:8.1%} {padding:8.1%}")
     if len(rows) == 2:
         print(f"\n{rows[1][0]} / {rows[0][0]} training tokens/s: {rows[1][1] / rows[0][1]:.2f}x")
     print(

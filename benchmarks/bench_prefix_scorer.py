@@ -1,7 +1,7 @@
 """Benchmark `hf-prefix` against lm-eval's `hf` on the same ICL task and items, in one run.
 
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/bench_prefix_scorer.py \\
-        --task icl_ft_reversal_forward_icl --limit 40 [--peft ADAPTER | --random-lora]
+        --task icl_ft_reversal_forward_icl --limit 40 [--peft ADAPTER | --random-lora] [--random-model gemma3-1b]
 
 Each backend runs in its own subprocess (`hf` first), which loads the model, evaluates
 the task through `lm_eval.simple_evaluate` with `log_samples`, and reports its timings,
@@ -21,6 +21,16 @@ ratio within one run means something.
 
 `--random-lora` creates a LoRA adapter on the model (every linear projection, rank 8,
 non-zero random B so it changes the outputs) in a temporary directory and scores with it.
+
+`--random-model gemma3-1b` scores a model with random weights and the dimensions of a real
+sliding-window model instead of the embedded one (see RANDOM_MODELS): Gemma-3-1B's layers
+(26, hidden 1152, 4 query heads and 1 key/value head of 256, MLP 6912), its 512-token
+sliding window on five layers of six, and the embedded SmolLM2's tokenizer and vocabulary
+(49,152 instead of 262,144 rows, to fit CPU memory: ~0.75 B parameters, 3 GB in fp32).
+The ICL prompts (1,100+ tokens) outrun the window, the case that needs hf-prefix's
+per-layer-type masks. `--layers N` keeps the first N layers (same pattern) for a quick run.
+The worker of each backend reports the path hf-prefix took (tree attention, one suffix per
+forward, or `hf`) and how many requests took it: a run where hf-prefix fell back fails.
 """
 
 from __future__ import annotations
@@ -37,13 +47,29 @@ from pathlib import Path
 BACKENDS = ("hf", "hf-prefix")
 TARGET_SPEEDUP = 10.0
 TARGET_MAX_ABS_DIFF = 1e-4
+# Random-weight models with a real model's dimensions: (the model copied, its text config's fields).
+RANDOM_MODELS = {
+    "gemma3-1b": (
+        "google/gemma-3-1b-pt (vocabulary: the embedded SmolLM2's)",
+        {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+         "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+         "sliding_window": 512, "sliding_window_pattern": 6, "max_position_embeddings": 32768,
+         "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                             "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}}},
+    ),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="icl_ft_reversal_forward_icl", help="one lm-eval task (an ICL task)")
     parser.add_argument("--limit", type=int, default=40, help="documents of the task to score (default 40)")
-    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2, `icl-ft model path`)")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", help="model directory (default: the embedded SmolLM2, `icl-ft model path`)")
+    model.add_argument("--random-model", choices=sorted(RANDOM_MODELS),
+                       help="random weights with the dimensions of a real sliding-window model (see above)")  # fmt: skip
+    parser.add_argument("--layers", type=int, help="with --random-model: keep the first N layers (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="with --random-model: weight seed (default 0)")
     adapter = parser.add_mutually_exclusive_group()
     adapter.add_argument("--peft", help="LoRA adapter directory to load on the model")
     adapter.add_argument("--random-lora", action="store_true", help="create a random LoRA adapter and use it")
@@ -123,6 +149,8 @@ def run_worker(args: argparse.Namespace) -> None:
         "requests": requests,  # "doc/choice" -> [loglikelihood, is_greedy]
         "acc_norm": {str(sample["doc_id"]): sample["acc_norm"] for sample in samples},
         "metrics": {k: v for k, v in results["results"][args.task].items() if isinstance(v, (int, float))},
+        # hf-prefix only: the path the load-time probe chose, and the requests scored by each path
+        "prefix_reuse": results["config"].get("hf_prefix"),
     }
     tmp = args.worker_out.with_suffix(".tmp")
     tmp.write_text(json.dumps(out))
@@ -144,6 +172,31 @@ def make_random_lora(model_dir: str, out_dir: Path, seed: int = 0) -> Path:
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
     model.save_pretrained(out_dir)
+    return out_dir
+
+
+def make_random_model(name: str, out_dir: Path, layers: int | None, seed: int) -> Path:
+    """A model with random weights and the dimensions of RANDOM_MODELS[name], the embedded tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from icl_ft_common.embedded_model import ensure_checkpoint
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_checkpoint())
+    fields = dict(RANDOM_MODELS[name][1])
+    if layers is not None:
+        fields["num_hidden_layers"] = layers
+    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+    config = AutoConfig.for_model(**fields, **ids)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"random {name}: {config.num_hidden_layers} layers, {parameters / 1e6:.0f} M parameters, "
+          f"layer types {sorted(set(getattr(config, 'layer_types', None) or ['full_attention']))}, "
+          f"sliding window {getattr(config, 'sliding_window', None)}", file=sys.stderr)  # fmt: skip
     return out_dir
 
 
@@ -195,7 +248,9 @@ def report(args: argparse.Namespace, peft_label: str | None, runs: dict[str, dic
     hf, prefix = runs["hf"], runs["hf-prefix"]
     c = comparison
     print(f"task {args.task}, {c['docs']} docs, {c['requests']} loglikelihood requests")
-    print(f"model {args.model}, peft {peft_label or '-'}, dtype {args.dtype}, batch size {args.batch_size}, "
+    model = (f"random {args.random_model} ({RANDOM_MODELS[args.random_model][0]}, layers {args.layers or 'all'}, "
+             f"seed {args.seed})" if args.random_model else args.model)  # fmt: skip
+    print(f"model {model}, peft {peft_label or '-'}, dtype {args.dtype}, batch size {args.batch_size}, "
           f"torch threads {args.threads or 'default'}")  # fmt: skip
     print(f"{'backend':<10} {'loglikelihood wall s':>21} {'loglikelihood CPU s':>20} {'evaluate wall s':>16} "
           f"{'peak RSS MiB':>13}")  # fmt: skip
@@ -203,6 +258,9 @@ def report(args: argparse.Namespace, peft_label: str | None, runs: dict[str, dic
         print(f"{name:<10} {run['seconds_loglikelihood']:>21.1f} {run['cpu_seconds_loglikelihood']:>20.1f} "
               f"{run['seconds_total']:>16.1f} {run['peak_rss_mib']:>13.0f}")  # fmt: skip
     print(f"accuracy: hf {hf['metrics'].get('acc,none')}, hf-prefix {prefix['metrics'].get('acc,none')}")
+    reuse = prefix.get("prefix_reuse") or {}
+    print(f"hf-prefix path: {reuse.get('mode')} ({reuse.get('reason') or 'exact'}; {reuse.get('cache')}); "
+          f"requests {reuse.get('requests')}")  # fmt: skip
     checks = [
         (f"speed-up (wall time in loglikelihood) {c['speedup_loglikelihood']:.1f}x (CPU time "
          f"{c['speedup_loglikelihood_cpu']:.1f}x, end to end {c['speedup_total']:.1f}x)",
@@ -214,6 +272,9 @@ def report(args: argparse.Namespace, peft_label: str | None, runs: dict[str, dic
          c["predictions_equal"] == c["acc_norm_equal"] == c["docs"] and c["greedy_equal"] == c["requests"], "all"),
         (f"peak RSS hf-prefix {prefix['peak_rss_mib']:.0f} MiB vs hf {hf['peak_rss_mib']:.0f} MiB",
          prefix["peak_rss_mib"] <= hf["peak_rss_mib"], "not above hf"),
+        (f"hf-prefix scored every request from a shared-prefix cache ({reuse.get('mode')})",
+         bool(reuse.get("requests")) and all(path.startswith("prefix cache") for path in reuse["requests"]),
+         "no request via hf"),
     ]  # fmt: skip
     for text, ok, target in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}  (target {target})")
@@ -230,14 +291,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.limit < 1:
         raise SystemExit("error: --limit must be at least 1")
-    if args.model is None:
-        from icl_ft.embedded_model import ensure_checkpoint
+    if args.layers is not None and (args.random_model is None or args.layers < 1):
+        raise SystemExit("error: --layers needs --random-model and a positive number")
+    if args.model is None and args.random_model is None:
+        from icl_ft_common.embedded_model import ensure_checkpoint
 
         args.model = str(ensure_checkpoint())
     if args.peft and not Path(args.peft).is_dir():
         raise SystemExit(f"error: --peft {args.peft}: no such adapter directory")
     with tempfile.TemporaryDirectory(prefix="bench-prefix-") as tmp:
         workdir = Path(tmp)
+        if args.random_model:
+            args.model = str(make_random_model(args.random_model, workdir / "random-model", args.layers, args.seed))
+            print(f"random weights with the dimensions of {RANDOM_MODELS[args.random_model][0]}", file=sys.stderr)
         peft_label = args.peft
         if args.random_lora:
             args.peft = str(make_random_lora(args.model, workdir / "random-lora"))

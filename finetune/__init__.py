@@ -1,12 +1,15 @@
 """LoRA finetuning on a task family's training facts: `python -m finetune --help`.
 
-    from finetune.config import FinetuneConfig
-    from finetune.train import run
-    adapter_dir = run(FinetuneConfig(family="reversal", output_dir="adapters/reversal"))
+    import finetune
+    adapter_dir = finetune.run(finetune.FinetuneConfig(family="reversal", output="adapters/reversal"))
 
-Importing this package is cheap; torch, transformers and peft load inside `run`.
+`run(config)` trains, checks and publishes the adapter and returns its directory; it raises
+FinetuneError or DataError (one-line messages) when it cannot. Importing this package is
+cheap; torch, transformers and peft load inside `run`.
 """
 
+from finetune.config import ConfigError, FinetuneConfig
+from finetune.errors import DataError, FinetuneError
+from finetune.train import run
 
-class FinetuneError(RuntimeError):
-    """A run cannot proceed or its result is unusable; the message says what to do."""
+__all__ = ["ConfigError", "DataError", "FinetuneConfig", "FinetuneError", "run"]

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import random
 import re
 from pathlib import Path
 from typing import Any
+
+from finetune.errors import DataError
+from icl_ft_common.io import read_jsonl_rows
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +38,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
 # Optimizer batches per sorted group in `training_order`: large enough that neighbours in a
 # group have nearly equal lengths, small enough that the order stays well shuffled.
 GROUP_BATCHES = 32
-
-
-class DataError(ValueError):
-    """Training data cannot be read; the message names the file and what is wrong."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,26 +91,13 @@ def read_extra_file(path: str | Path) -> tuple[list[str], ExtraFile]:
     well-formed row is an error: training silently without it would be worse.
     """
     path = Path(path)
-    texts, skipped, first_bad = [], 0, None
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        read = read_jsonl_rows(path, required=("text",))
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read extra data file {path}: {err}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict) and isinstance(row.get("text"), str) and row["text"].strip():
-            texts.append(row["text"])
-        else:
-            skipped += 1
-            first_bad = first_bad or number
+    texts, skipped = [row["text"] for row in read.rows], read.skipped
     if skipped:
-        logger.warning("%s: skipped %d malformed row(s) (first at line %d; need an object with a non-empty \"text\")",
-                       path, skipped, first_bad)  # fmt: skip
+        logger.warning(read.describe_skipped(path))
     if not texts:
         raise DataError(f'extra data file {path} has no usable row ({skipped} malformed): rows need a non-empty "text"')
     return texts, ExtraFile(str(path.resolve()), sha256_file(path), len(texts), skipped)

@@ -1,20 +1,21 @@
 """What an adapter directory records about how it was made, and how to score it.
 
-`icl_ft_provenance.json` (the same file name the embedded model's conversion uses) holds
-the base model, the family's data identity (`FamilyData.provenance()`), a sha256 of every
-data file, the full config, the seed, training results and the lm-eval command that scores
-the adapter. `README.md` is the model card: the same facts for humans.
+`icl_ft_provenance.json` (`icl_ft_common.artifacts.PROVENANCE_FILE`, the file name the
+embedded model's conversion uses too) holds the base model, the family's data identity
+(`FamilyData.provenance()`), a sha256 of every data file, the full config, the data and
+training seeds, training results and the lm-eval command that scores the adapter.
+`README.md` is the model card: the same facts for humans.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 from typing import Any
 
-PROVENANCE_FILE = "icl_ft_provenance.json"
+from icl_ft_common.artifacts import PROVENANCE_FILE
+
 # Files of a base model directory worth hashing: weights and what shapes tokenization.
 _MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".jinja")
 
@@ -43,11 +44,17 @@ def lm_eval_command(base_model: str, adapter_dir: str | Path, family: str, data_
     The tasks generate their data from `--metadata` (seed 0 and the generator's default
     options unless given), so a non-default seed or option must be passed on.
     """
+    from lm_eval_tasks.families import condition_group
+
     command = [
-        "lm_eval", "--model", "hf",
-        "--model_args", f"pretrained={base_model},peft={adapter_dir}",
-        "--tasks", f"icl_ft_{family}_ft",
-    ]  # fmt: skip
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={base_model},peft={adapter_dir}",
+        "--tasks",
+        condition_group(family, "ft"),
+    ]
     metadata = {**({"seed": data_seed} if data_seed != 0 else {}), **options}
     if metadata:
         command += ["--metadata", json.dumps(metadata, sort_keys=True)]
@@ -61,26 +68,27 @@ def non_default_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in sorted(options.items()) if defaults.get(name) != value}
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
-
-
 def model_card(record: dict[str, Any]) -> str:
     """README.md of the adapter directory, from its provenance record."""
+    from lm_eval_tasks.families import family_group
+
     config, results = record["config"], record["results"]
     family = record["data"]["family"]
+    data = f"data seed {config['data_seed']}, training seed {config['train_seed']}, "
+    data += f"generator version {record['data']['version']}"
+    data += ", plus extra data files" if config["extra_data"] else ""
+    lora = f"r={config['lora_r']}, alpha={config['lora_alpha']}, dropout={config['lora_dropout']}"
+    lora += f", modules={config['lora_target_modules']}"
     return f"""---
 base_model: {record["base_model"]["path"]}
 library_name: peft
-tags: [lora, lm-eval-icl-ft, icl_ft_{family}]
+tags: [lora, lm-eval-icl-ft, {family_group(family)}]
 ---
 
 # LoRA adapter: `{family}` training facts (lm-eval-icl-ft)
 
 A LoRA adapter for `{record["base_model"]["path"]}`, finetuned on the training split of the `{family}`
-task family (data seed {config["data_seed"]}, generator version {record["data"]["version"]}{", plus extra data files" if config["extra_data"] else ""}), split into `{config["unit"]}` units.
+task family ({data}), split into `{config["unit"]}` units.
 It exists to test what finetuning generalizes to (Lampinen et al. 2025, arXiv:2505.00661).
 Score it in the FT condition with
 
@@ -92,7 +100,7 @@ Score it in the FT condition with
 |---|---|
 | training units | {results["units"]} |
 | optimizer steps | {results["steps"]} (batch {config["batch_size"]}, learning rate {config["learning_rate"]}) |
-| LoRA | r={config["lora_r"]}, alpha={config["lora_alpha"]}, dropout={config["lora_dropout"]}, modules={config["lora_target_modules"]} |
+| LoRA | {lora} |
 | final training loss | {results["final_loss"]:.4f} |
 | tokens seen | {results["tokens_seen"]} (padding {100 * results["padding_fraction"]:.1f}% of processed tokens) |
 | log-likelihood change on training units | {results["loglik_check"]["mean_change_per_token"]:+.3f} nats/token |

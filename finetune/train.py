@@ -23,18 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from finetune import FinetuneError
-from finetune.config import EMBEDDED_MODEL, RUN_CONTROL_FIELDS, FinetuneConfig
+from finetune.config import EMBEDDED_MODEL, RUN_CONTROL_FIELDS, FinetuneConfig, saved_config_values
+from finetune.errors import FinetuneError
+from icl_ft_common.artifacts import PROVENANCE_FILE, RUN_CONFIG_FILE
+from icl_ft_common.io import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
-
-RUN_CONFIG_FILE = "run_config.json"
 
 
 def resolve_model(model: str) -> str:
     if model != EMBEDDED_MODEL:
         return model
-    from icl_ft.embedded_model import EmbeddedModelError, ensure_checkpoint
+    from icl_ft_common.embedded_model import EmbeddedModelError, ensure_checkpoint
 
     try:
         return str(ensure_checkpoint())
@@ -96,7 +96,7 @@ def check_directories(cfg: FinetuneConfig) -> Path | None:
     output, work = cfg.output_path, cfg.work_path
     checkpoints = work / "checkpoints"
     if output.exists() and not cfg.overwrite:
-        raise FinetuneError(f"output_dir {output} already exists; pass --overwrite to replace it")
+        raise FinetuneError(f"output {output} already exists; pass --overwrite to replace it")
     if cfg.overwrite or not work.exists():
         return None
     has_checkpoints = checkpoints.is_dir() and any(checkpoints.iterdir())
@@ -106,7 +106,7 @@ def check_directories(cfg: FinetuneConfig) -> Path | None:
         )
     saved_path = work / RUN_CONFIG_FILE
     if cfg.resume and saved_path.is_file():
-        differences = _config_differences(json.loads(saved_path.read_text()), cfg.to_dict())
+        differences = _config_differences(saved_config_values(read_json(saved_path)), cfg.to_dict())
         if differences:
             raise FinetuneError(
                 f"--resume with settings that differ from the interrupted run: {'; '.join(differences)}"
@@ -119,8 +119,6 @@ def check_directories(cfg: FinetuneConfig) -> Path | None:
 
 def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
     """Main process only: clear what a previous run left behind and record this run's config."""
-    from finetune.provenance import write_json_atomic
-
     output, work = cfg.output_path, cfg.work_path
     checkpoints = work / "checkpoints"
     if cfg.overwrite:
@@ -134,7 +132,7 @@ def prepare_directories(cfg: FinetuneConfig, resume_from: Path | None) -> None:
             shutil.rmtree(stale)
     for leftover in [*output.parent.glob(f".{output.name}.tmp-*"), *output.parent.glob(f".{output.name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)  # left by killed runs
-    write_json_atomic(work / RUN_CONFIG_FILE, cfg.to_dict())
+    write_json_atomic(work / RUN_CONFIG_FILE, cfg.to_dict(), sort_keys=True)
 
 
 def _training_arguments(cfg: FinetuneConfig, micro_batch_size: int, accumulation: int, steps: int, precision: str):
@@ -154,7 +152,7 @@ def _training_arguments(cfg: FinetuneConfig, micro_batch_size: int, accumulation
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
+        seed=cfg.train_seed,
         bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
         # The batch order is fixed up front (data.training_order); the Trainer must not reshuffle.
@@ -255,7 +253,7 @@ def plan_training(cfg: FinetuneConfig, tokenizer, micro_batch_size: int) -> Trai
         )
     steps = cfg.num_steps(len(examples))
     lengths = [len(example["input_ids"]) for example in examples]
-    order = data.training_order(lengths, steps * cfg.batch_size, cfg.batch_size, cfg.seed)
+    order = data.training_order(lengths, steps * cfg.batch_size, cfg.batch_size, cfg.train_seed)
     batches = [order[step * cfg.batch_size : (step + 1) * cfg.batch_size] for step in range(steps)]
     return TrainingPlan(
         documents=len(documents),
@@ -278,10 +276,10 @@ def run(cfg: FinetuneConfig) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback
 
-    from finetune import data, provenance
+    from finetune import data
 
     started = time.time()
-    if cfg.resume and (cfg.output_path / provenance.PROVENANCE_FILE).is_file():
+    if cfg.resume and (cfg.output_path / PROVENANCE_FILE).is_file():
         # Killed after the output was published but before the work directory was removed.
         logger.info("%s is already complete; nothing to resume", cfg.output_path)
         shutil.rmtree(cfg.work_path, ignore_errors=True)
@@ -312,18 +310,34 @@ def run(cfg: FinetuneConfig) -> Path:
         logger.info(
             "%s: %d documents -> %d %s units (%d tokens); %d steps of %d units = %d process(es) x %d units x %d "
             "accumulation, %.1f epochs, %s, padding %.1f%% of processed tokens%s",
-            cfg.family, plan.documents, plan.units, cfg.unit, sum(len(e["input_ids"]) for e in plan.examples),
-            plan.steps, cfg.batch_size, world_size, micro_batch_size, accumulation, plan.epochs, precision,
-            100 * plan.padding["padding_fraction"], f"; resuming from {resume_from.name}" if resume_from else "",
-        )  # fmt: skip
+            cfg.family,
+            plan.documents,
+            plan.units,
+            cfg.unit,
+            sum(len(e["input_ids"]) for e in plan.examples),
+            plan.steps,
+            cfg.batch_size,
+            world_size,
+            micro_batch_size,
+            accumulation,
+            plan.epochs,
+            precision,
+            100 * plan.padding["padding_fraction"],
+            f"; resuming from {resume_from.name}" if resume_from else "",
+        )
     args.distributed_state.wait_for_everyone()
     if world_size > 1:
-        logger.info("process %d of %d (%s backend, %s) ready", args.process_index, world_size,
-                    args.distributed_state.backend, args.device)  # fmt: skip
+        logger.info(
+            "process %d of %d (%s backend, %s) ready",
+            args.process_index,
+            world_size,
+            args.distributed_state.backend,
+            args.device,
+        )
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     model.config.use_cache = False
-    set_seed(cfg.seed)  # LoRA's A matrices are drawn here
+    set_seed(cfg.train_seed)  # LoRA's A matrices are drawn here
     model = get_peft_model(model, cfg.to_lora_config())
     trainer = Trainer(
         model=model,
@@ -394,13 +408,14 @@ def _save_checked(
             "base_model": provenance.base_model_record(model_path),
             "data": {**plan.family_provenance, "unit": cfg.unit, "extra_files": [vars(f) for f in plan.extra_files]},
             "config": cfg.to_dict(),
-            "seed": cfg.seed,
+            "data_seed": cfg.data_seed,
+            "train_seed": cfg.train_seed,
             "results": results,
             "runtime": runtime,
             "lm_eval_command": provenance.lm_eval_command(model_path, output, cfg.family, cfg.data_seed, options),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        provenance.write_json_atomic(staging / provenance.PROVENANCE_FILE, record)
+        write_json_atomic(staging / PROVENANCE_FILE, record, sort_keys=True)
         (staging / "README.md").write_text(provenance.model_card(record))
         _publish(staging, output)
     finally:

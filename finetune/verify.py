@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from finetune import FinetuneError
 from finetune.data import PaddingCollator
+from finetune.errors import FinetuneError
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +71,11 @@ def check_adapter(
     }
     logger.info(
         "adapter check on %d training units: log-likelihood %+.4f nats/token (mean |change| %.4f), reload diff %.1e",
-        result["units"], result["mean_change_per_token"], result["mean_abs_change_per_token"],
+        result["units"],
+        result["mean_change_per_token"],
+        result["mean_abs_change_per_token"],
         result["max_reload_difference"],
-    )  # fmt: skip
+    )
     if result["mean_abs_change_per_token"] < min_change:
         raise FinetuneError(
             f"the saved adapter changes the log-likelihood of training units by only "

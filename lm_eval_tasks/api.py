@@ -12,10 +12,7 @@ the `icl_ft_<f>_*` tasks show when run with `--metadata '{"seed": s}'`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import importlib
 import inspect
 import json
 from typing import TYPE_CHECKING, Any
@@ -23,66 +20,29 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import datasets
 
-from lm_eval_tasks import TASKS_DIR
+from icl_ft_common.config import parse_bool
 
-# A family is a folder of lm_eval_tasks/ with a `generator.py` that defines `VERSION` and
-# `generate(seed, **options) -> FamilyData`; its keyword defaults are the family's options.
-FAMILIES = tuple(sorted(path.parent.name for path in TASKS_DIR.glob("*/generator.py")))
+# FamilyData and ORACLE_KINDS are defined in `spec`, FAMILIES in `families`; importable from here too.
+from lm_eval_tasks.families import FAMILIES, family_spec
+from lm_eval_tasks.spec import ORACLE_KINDS, FamilyData
+
+__all__ = [
+    "FAMILIES",
+    "ORACLE_KINDS",
+    "FamilyData",
+    "build_task_dataset",
+    "family_options",
+    "generate_family",
+    "load_family",
+    "typed_family_options",
+]
 
 ICL_CONTEXT_CHOICES = ("facts", "train")
-ORACLE_KINDS = ("rephrase", "reversal", "inference")
-
-
-@dataclasses.dataclass(frozen=True)
-class FamilyData:
-    """One generated instance of a task family.
-
-    Row schemas (every row of one list has the same keys; families may add keys):
-
-    - train: finetuning documents {"id", "source_id", "text"}. `source_id` names the fact or
-      item a document expresses; documents that restate one fact share it.
-    - icl_facts: each distinct training fact once, in the order the ICL prompt shows them.
-    - tests: split name -> {"id", "source_id", "query", "choices", "label"}; `source_id`
-      links a test item to the training fact(s) it is about.
-    - oracle: what the generator's symbolic knowledge says follows from the training data,
-      {"id", "source_id", "kind", "text"} with kind in ORACLE_KINDS. An upper-bound control
-      for augmented finetuning; never mixed with model-generated data.
-    """
-
-    family: str
-    version: str
-    seed: int
-    options: dict[str, Any]
-    train: list[dict[str, Any]]
-    icl_facts: list[str]
-    tests: dict[str, list[dict[str, Any]]]
-    oracle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-    def provenance(self) -> dict[str, Any]:
-        """What identifies this instance: recorded with every adapter and augmented file."""
-        return {
-            "family": self.family,
-            "version": self.version,
-            "seed": self.seed,
-            "options": self.options,
-            "train_sha256": _sha256_rows(self.train),
-        }
-
-
-def _sha256_rows(rows: list[dict[str, Any]]) -> str:
-    payload = "\n".join(json.dumps(row, sort_keys=True, ensure_ascii=False) for row in rows)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _generator(family: str):
-    if family not in FAMILIES:
-        raise ValueError(f"unknown task family {family!r}; choose one of {list(FAMILIES)}")
-    return importlib.import_module(f"lm_eval_tasks.{family}.generator")
 
 
 def family_options(family: str) -> dict[str, Any]:
     """The generator's size/shape options and their defaults (everything but `seed`)."""
-    params = inspect.signature(_generator(family).generate).parameters
+    params = inspect.signature(family_spec(family).generate).parameters
     return {name: p.default for name, p in params.items() if name != "seed"}
 
 
@@ -91,38 +51,32 @@ def _coerce_like(default: Any, value: Any, name: str) -> Any:
     if default is None or isinstance(value, type(default)):
         return value
     try:
-        return type(default)(value)
+        return parse_bool(value) if isinstance(default, bool) else type(default)(value)
     except (TypeError, ValueError):
         raise ValueError(f"option {name}={value!r} must be of type {type(default).__name__}") from None
 
 
 @functools.lru_cache(maxsize=32)
 def _generate_cached(family: str, seed: int, options: tuple[tuple[str, Any], ...]) -> FamilyData:
-    return _generator(family).generate(seed=seed, **dict(options))
+    return family_spec(family).generate(seed=seed, **dict(options))
 
 
-def parse_family_options(items: list[str]) -> dict[str, str]:
-    """`--family-option NAME=VALUE` flags -> `{NAME: VALUE}`; `generate_family` types the values.
+def typed_family_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with each value given its default's type (command-line values arrive as text).
 
-    The one spelling of family options on every command line (`icl-ft data`, `finetune`, `augment`).
+    An unknown option name or a value of the wrong type is a ValueError naming the valid options.
     """
-    options = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--family-option {item!r}: expected NAME=VALUE (e.g. num_facts=20)")
-        options[name] = value
-    return options
-
-
-def generate_family(family: str, seed: int = 0, **options: Any) -> FamilyData:
-    """Generate (memoized) one instance of `family`. Unknown option names are an error."""
     known = family_options(family)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for family {family!r}; valid options: {sorted(known)}")
+    return {name: _coerce_like(known[name], value, name) for name, value in options.items()}
+
+
+def generate_family(family: str, seed: int = 0, **options: Any) -> FamilyData:
+    """Generate (memoized) one instance of `family` from its data seed. Unknown option names are an error."""
+    typed = typed_family_options(family, options)
     seed = _coerce_like(0, seed, "seed")
-    typed = {name: _coerce_like(known[name], value, name) for name, value in options.items()}
     return _generate_cached(family, seed, tuple(sorted(typed.items())))
 
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from augment.__main__ import main
+from augment import run as main
 from augment.backends import BackendError, HFGenerator, SamplingParams, load_generator
 from augment.config import AugmentConfig
+from tests.tiny_models import SLIDING_WINDOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.internals]
 
 GREEDY = SamplingParams(max_new_tokens=12)
 
@@ -28,9 +29,17 @@ def test_batched_left_padded_generation_equals_one_prompt_at_a_time(generator):
     assert len(set(batched)) > 1  # the prompts do steer the (random) model
 
 
-def test_prefix_cache_reuse_gives_the_same_greedy_outputs(generator, monkeypatch):
+@pytest.mark.parametrize("architecture", ["llama", "mistral", "qwen2_hybrid", "gemma3", "lfm2", "qwen3_next"])
+def test_prefix_cache_reuse_gives_the_same_greedy_outputs(tiny_model, monkeypatch, architecture):
+    """Full, sliding-window (a prefix many windows long), hybrid and linear-attention caches."""
+    generator = HFGenerator(str(tiny_model(architecture)), dtype="float32", batch_size=3)
+    reuse = generator.cache_reuse  # probed once: checked first, so a model that cannot reuse fails at once
+    assert reuse is not None and reuse.batches and reuse.argument in ("cache", "past_key_values")
     prefix = "Here are facts:\n" + "".join(f"femp are bigger than glon number {i}.\n" for i in range(30))
-    suffixes = ["Now think about troff.\n1.", "Now think about yomp and femp.\n1.", "Now think about glon.\n1."]
+    # Different last tokens: a tiny random model's output depends mostly on them, so the outputs differ.
+    suffixes = ["Now think about troff", "Now think about yomp and femp.", "Now think about glon:"]
+    prefix_length = generator.count_tokens(prefix)
+    assert prefix_length > 8 * SLIDING_WINDOW
     forward_lengths = []
     forward = generator.model.forward
 
@@ -41,14 +50,27 @@ def test_prefix_cache_reuse_gives_the_same_greedy_outputs(generator, monkeypatch
     monkeypatch.setattr(generator.model, "forward", counting_forward)
     reused = generator.generate_with_prefix(prefix, suffixes[:2], GREEDY, reuse_cache=True)
     reused += generator.generate_with_prefix(prefix, suffixes[2:], GREEDY, reuse_cache=True)
-    prefix_length = generator.count_tokens(prefix)
     # the prefix is run through the model once, across calls; documents only feed their own tokens
     assert sum(length >= prefix_length for length in forward_lengths) == 1
     monkeypatch.undo()
     recomputed = generator.generate_with_prefix(prefix, suffixes, GREEDY, reuse_cache=False)
     assert reused == recomputed
+    assert len(set(reused)) == len(suffixes)  # the suffixes steer the (random) model: equality is not trivial
     # and the same as generating from the whole prompt text
     assert reused == [generator([prefix + suffix], GREEDY)[0] for suffix in suffixes]
+
+
+@pytest.mark.parametrize("architecture", ["llama", "mistral", "lfm2"])
+def test_only_full_attention_batches_suffixes_of_different_lengths(tiny_model, architecture):
+    """Padding inside a row is exact for full attention only; elsewhere batches hold one suffix length."""
+    generator = HFGenerator(str(tiny_model(architecture)), dtype="float32", batch_size=3)
+    assert generator.padding_is_ignored == (architecture == "llama")
+    batches = generator._batches([5, 7, 5, 5, 7])
+    assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3, 4]
+    if architecture == "llama":
+        assert batches == [[0, 1, 2], [3, 4]]
+    else:
+        assert batches == [[0, 2, 3], [1, 4]]
 
 
 def test_sampling_is_seeded(generator):

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from augment.__main__ import cli, main
-from augment.config import AugmentConfig, ConfigError, config_from_args
-from augment.io import dropped_path, summary_path
+from augment import run as main
+from augment.__main__ import cli, config_from_args
+from augment.config import AugmentConfig, ConfigError
+from icl_ft_common.artifacts import dropped_path, summary_path
 
 
 def statement_of(prompt: str) -> str:
@@ -69,7 +70,7 @@ def test_local_mode_writes_rows_with_provenance_and_counts_drops(tmp_path):
     assert summary["kept"] + summary["dropped"] == summary["sentences"] == 40
     assert len(rows) == 20 and len({row["id"] for row in rows}) == 20
     row = rows[0]
-    assert set(row) >= {"id", "source_id", "kind", "text", "generator", "prompt_version", "sampling", "seed",
+    assert set(row) >= {"id", "source_id", "kind", "text", "generator", "prompt_version", "sampling", "sample_seed",
                         "family", "data_seed"}  # fmt: skip
     assert row["generator"] == "scripted-fake" and row["prompt_version"] == "local-v1"
     assert row["sampling"]["max_new_tokens"] == cfg.max_new_tokens and row["family"] == "reversal"
@@ -166,14 +167,41 @@ def test_a_generator_returning_the_wrong_number_of_outputs_is_an_error(tmp_path)
 
 def test_config_file_gives_defaults_flags_override_and_unknown_keys_are_rejected(tmp_path):
     yaml_file = tmp_path / "run.yaml"
-    yaml_file.write_text("mode: local\ntemperature: 0.7\nnum_samples: 2\nfamily_option: {num_facts: 20}\n")
+    yaml_file.write_text("mode: local\ntemperature: 0.7\nnum_samples: 2\nfamily_options: {num_facts: 20}\n")
     cfg, _ = config_from_args(["--config", str(yaml_file), "--num-samples", "3", "--family-option",
                                "examples_per_fact=2"])  # fmt: skip
     assert (cfg.temperature, cfg.num_samples) == (0.7, 3)
-    assert cfg.family_option == {"num_facts": 20, "examples_per_fact": "2"}
+    assert cfg.family_options == {"num_facts": 20, "examples_per_fact": 2}
     yaml_file.write_text("mode: local\ntemprature: 0.7\n")
-    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['temprature'\].*valid keys: .*'temperature'"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['temprature'\]; valid keys: .*'temperature'"):
         config_from_args(["--config", str(yaml_file)])
+
+
+def test_old_spellings_still_work_with_a_deprecation_line(tmp_path, capsys):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("mode: local\nfamily_option: {num_facts: 20}\n")
+    cfg, _ = config_from_args(["--config", str(yaml_file), "--seed", "4", "--overwrite", "true"])
+    assert (cfg.family_options, cfg.sample_seed, cfg.overwrite) == ({"num_facts": 20}, 4, True)
+    warnings = capsys.readouterr().err
+    assert "'family_option' is deprecated; use 'family_options'" in warnings
+    assert "--seed is deprecated; use --sample-seed" in warnings and "--overwrite true is deprecated" in warnings
+
+
+def test_a_partial_output_of_the_previous_version_resumes(tmp_path):
+    """A `.partial` whose header names the settings `seed` and `family_option` (text values)."""
+    cfg = config(tmp_path, family_options={"num_facts": 20}, sample_seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        main(cfg, generate=ScriptedGenerator(fail_after_calls=1))
+    partial = tmp_path / "out.jsonl.partial"
+    header, *records = partial.read_text().splitlines()
+    settings = json.loads(header)["settings"]
+    settings["seed"] = settings.pop("sample_seed")
+    settings["family_option"] = {"num_facts": "20"}
+    del settings["family_options"]
+    partial.write_text("\n".join([json.dumps({"settings": settings}), *records]) + "\n")
+    resumed = ScriptedGenerator()
+    main(cfg, generate=resumed)
+    assert resumed.calls == [4, 2]  # the 6 of 10 items the first call did not do
 
 
 @pytest.mark.parametrize(
@@ -182,7 +210,7 @@ def test_config_file_gives_defaults_flags_override_and_unknown_keys_are_rejected
         ({}, "mode is required"),
         ({"mode": "sideways"}, "mode='sideways' is not valid; choose one of"),
         ({"mode": "local", "batch_size": 0}, "batch_size=0 must be >= 1"),
-        ({"mode": "local", "batch_size": True}, "batch_size=True must be a int"),
+        ({"mode": "local", "batch_size": True}, "batch_size=True is not valid; expected int"),
         ({"mode": "local", "num_samples": 3}, "num_samples=3 with temperature=0"),
         ({"mode": "local", "family": "nope"}, "family='nope' is not a task family"),
     ],

@@ -38,3 +38,17 @@ def test_data_bad_input_is_a_one_line_error(capsys):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("icl-ft: error:") and err.count("\n") == 1, (argv, err)
+
+
+def test_data_seed_is_spelled_alike_everywhere_and_the_old_flag_still_works(capsys):
+    assert cli.main(["data", "reversal", "--data-seed", "3", "--head", "2", "--family-option", "num_facts=4"]) == 0
+    new = capsys.readouterr()
+    assert cli.main(["data", "reversal", "--seed", "3", "--head", "2", "--option", "num_facts=4"]) == 0
+    old = capsys.readouterr()
+    assert old.out == new.out and new.err == ""
+    assert old.err.splitlines() == [
+        "icl-ft data: warning: --seed is deprecated; use --data-seed",
+        "icl-ft data: warning: --option is deprecated; use --family-option",
+    ]
+    assert cli.main(["data", "reversal", "--data-seed", "4", "--head", "2", "--family-option", "num_facts=4"]) == 0
+    assert capsys.readouterr().out != new.out  # another data seed, other data

@@ -68,10 +68,11 @@ def test_seed_spread():
     assert spread.sd == pytest.approx(0.1)
 
 
-def _sample(condition, seed, key, correct, item_id=None):
+def _sample(condition, train_seed, key, correct, item_id=None):
     return Sample(
-        condition, seed, "semantic", "reversal", key, int(key[1:]), correct, None, 4, item_id, f"{condition}{seed}"
-    )
+        condition, 0, train_seed, "semantic", "reversal", key, int(key[1:]), correct, None, 4, item_id,
+        f"{condition}{train_seed}",
+    )  # fmt: skip
 
 
 def test_summary_seeds_pairs_and_consistency_without_files():
@@ -82,13 +83,14 @@ def test_summary_seeds_pairs_and_consistency_without_files():
     ]
     summary = summarize(Loaded(samples, runs=[], missing=[]))
     ft = summary.cell("ft_local", "semantic", "reversal")
-    assert ft.acc == pytest.approx(0.75) and ft.items_per_seed == 4 and ft.chance == 0.25
-    assert ft.interval == pytest.approx(wilson_interval(3, 4))  # one seed's items, not 8
+    assert ft.acc == pytest.approx(0.75) and ft.items_per_run == 4 and ft.chance == 0.25
+    assert ft.interval == pytest.approx(wilson_interval(3, 4))  # one run's items, not 8
+    assert [seeds.describe() for seeds in ft.runs] == ["data seed 0, train seed 1", "data seed 0, train seed 2"]
     assert (ft.spread.low, ft.spread.high) == (0.5, 1.0)
     assert summary.cell("base", "semantic", "reversal").spread is None
     # the seedless base pairs with each ft_local seed; the two ft_local seeds do not pair
-    pairs = {(p.a, p.b, p.seed): (p.test.only_a, p.test.only_b) for p in summary.pairs}
-    assert pairs == {("base", "ft_local", 1): (0, 1), ("base", "ft_local", 2): (0, 3)}
+    pairs = {(p.a, p.b, p.seeds): (p.test.only_a, p.test.only_b) for p in summary.pairs}
+    assert pairs == {("base", "ft_local", (0, 1)): (0, 1), ("base", "ft_local", (0, 2)): (0, 3)}
     # items item0 (h0, h1) and item1 (h2, h3); ft_local: seed 1 gets item0 only, seed 2 both
     consistency = summary.consistency[("ft_local", "semantic", "reversal")]
     assert (consistency.items, consistency.all_correct, consistency.agree) == (4, 0.75, 1.0)
@@ -150,7 +152,7 @@ def _compare(capsys, *argv) -> tuple[int, str, str]:
 
 @pytest.mark.integration
 def test_compare_hand_made_runs(runs, tmp_path, capsys):
-    code, out, err = _compare(capsys, runs / "base", runs / "adapter", "--out", tmp_path / "cmp")
+    code, out, err = _compare(capsys, runs / "base", runs / "adapter", "--output", tmp_path / "cmp")
     assert code == 0, err
     header, *rows = out.splitlines()
     assert header.split() == ["condition", "reversal/forward", "semantic/rephrase"]
@@ -162,12 +164,17 @@ def test_compare_hand_made_runs(runs, tmp_path, capsys):
     # accuracy from the samples equals lm-eval's own aggregate
     for run, condition in ((runs / "base", "base"), (runs / "adapter", "ft:adapter-local")):
         acc = json.loads(_results_file(run).read_text())["results"]
-        for task, split in (("icl_ft_reversal_forward_ft", "reversal | forward"), ("icl_ft_semantic_rephrase_ft", "semantic | rephrase")):  # fmt: skip
+        splits = (
+            ("icl_ft_reversal_forward_ft", "reversal | forward"),
+            ("icl_ft_semantic_rephrase_ft", "semantic | rephrase"),
+        )
+        for task, split in splits:
             assert f"| {split} | {condition} | {LIMIT} | {acc[task]['acc,none']:.3f} |" in report
     # doc_hash is the same under the _icl and _ft task of a split: base and icl pair on every item
-    assert "| reversal | forward | base | icl | 0 | 6 |" in report
-    assert "| reversal | forward | base | ft:adapter-local | 0 | 6 |" in report
-    assert "| semantic | rephrase | base | ft:adapter-local | 0 | 6 |" in report
+    # hand-made runs: the data seed from lm-eval's metadata; a random adapter records no training seed
+    assert "| reversal | forward | base | icl | 0 | – | 6 |" in report
+    assert "| reversal | forward | base | ft:adapter-local | 0 | – | 6 |" in report
+    assert "| semantic | rephrase | base | ft:adapter-local | 0 | – | 6 |" in report
     # semantic docs carry item_id: 3 items asked in 2 phrasings each
     assert "| semantic | rephrase | base | 3 |" in report
     assert "--limit" in report and "0.4.13" in report
@@ -177,21 +184,22 @@ def test_compare_hand_made_runs(runs, tmp_path, capsys):
 def test_compare_study_dir_with_seeds_and_a_failed_cell(runs, tmp_path, capsys):
     run_dir = tmp_path / "study"
 
-    def cell(cell_id, source, condition, seed, status="done"):
+    def cell(cell_id, source, condition, seed, status="done", seed_key="train_seed"):
         directory = run_dir / "cells" / cell_id
         if status == "done":
             shutil.copytree(source, directory / "lm_eval")
         else:
             directory.mkdir(parents=True)
-        record = {"condition": condition, "family": "reversal", "seed": seed, "model": "tiny", "adapter": None,
-                  "status": status, "error": "CUDA out of memory" if status == "failed" else None, "wall_seconds": 1.0}  # fmt: skip
+        record = {"condition": condition, "family": "reversal", seed_key: seed, "model": "tiny", "adapter": None,
+                  "status": status, "error": "CUDA out of memory" if status == "failed" else None,
+                  "wall_seconds": 1.0}  # fmt: skip
         (directory / "cell.json").write_text(json.dumps(record))
 
     cell("base", runs / "base", "base", None)
     cell("ft_local-s1", runs / "adapter", "ft_local", 1)
-    cell("ft_local-s2", runs / "adapter", "ft_local", 2)
+    cell("ft_local-s2", runs / "adapter", "ft_local", 2, seed_key="seed")  # a cell.json of the previous version
     cell("ft_global-s1", None, "ft_global", 1, status="failed")
-    cell("ft_global-s2", None, "ft_global", 2, status="running")
+    cell("ft_global-s2", None, "ft_global", 2, status="running", seed_key="seed")
 
     code, out, err = _compare(capsys, run_dir)
     assert code == 0, err
@@ -201,12 +209,26 @@ def test_compare_study_dir_with_seeds_and_a_failed_cell(runs, tmp_path, capsys):
     assert "*" in out  # ft_local pooled over two seeds
     report = (run_dir / "report.md").read_text()  # default --out: the RUN_DIR itself
     assert (run_dir / "figure.png").exists()
-    assert "2 seeds: mean" in report
+    assert "2 seeds (data seed 0, train seed 1; data seed 0, train seed 2): mean" in report
     assert "| ft_global-s1 | ft_global | reversal | 1 | failed | CUDA out of memory |" in report
     assert "| ft_global-s2 | ft_global | reversal | 2 | running |" in report
     # the seedless base cell pairs with each seed of ft_local
-    assert "| reversal | forward | base | ft_local | 1 | 6 |" in report
-    assert "| reversal | forward | base | ft_local | 2 | 6 |" in report
+    assert "| reversal | forward | base | ft_local | 0 | 1 | 6 |" in report
+    assert "| reversal | forward | base | ft_local | 0 | 2 | 6 |" in report
+
+
+@pytest.mark.integration
+def test_a_hand_made_adapter_run_takes_its_training_seed_from_the_adapter(runs, tmp_path, capsys):
+    provenance = runs / "adapter-local" / "icl_ft_provenance.json"
+    provenance.write_text(json.dumps({"data_seed": 0, "train_seed": 7}))
+    try:
+        code, _, err = _compare(capsys, runs / "base", runs / "adapter", "--output", tmp_path / "cmp")
+    finally:
+        provenance.unlink()
+    assert code == 0, err
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| reversal | forward | base | ft:adapter-local | 0 | 7 | 6 |" in report
+    assert "| reversal | forward | ft:adapter-local | 6 |" in report and "data seed 0, train seed 7 |" in report
 
 
 @pytest.mark.integration
@@ -214,8 +236,9 @@ def test_newest_results_file_of_a_model_dir_counts(runs, tmp_path, capsys):
     run = tmp_path / "adapter"
     shutil.copytree(runs / "adapter", run)
     (_results_file(run).parent / "results_2000-01-01T00-00-00.000000.json").write_text("{ broken")
-    code, _, err = _compare(capsys, run, "--out", tmp_path / "cmp")
-    assert code == 0, err
+    code, _, err = _compare(capsys, run, "--out", tmp_path / "cmp")  # --out: the older spelling of --output
+    assert code == 0 and err == "icl-ft compare: warning: --out is deprecated; use --output\n", err
+    assert (tmp_path / "cmp" / "report.md").is_file()
 
 
 def _assert_one_line_error(code: int, err: str, *fragments: str) -> None:
@@ -236,31 +259,31 @@ def test_bad_input_is_a_one_line_error_and_keeps_the_previous_report(runs, tmp_p
     shutil.copytree(runs / "adapter", corrupted)
     results = _results_file(corrupted)
     results.write_text(results.read_text()[:200])  # cut short, as by a full disk
-    code, _, err = _compare(capsys, runs / "base", corrupted, "--out", out)
+    code, _, err = _compare(capsys, runs / "base", corrupted, "--output", out)
     _assert_one_line_error(code, err, str(results), "not valid JSON", "rerun")
 
     no_samples = tmp_path / "no-samples"
     shutil.copytree(runs / "adapter", no_samples)
     for path in no_samples.rglob("samples_icl_ft_semantic_rephrase_ft_*.jsonl"):
         path.unlink()
-    code, _, err = _compare(capsys, no_samples, "--out", out)
+    code, _, err = _compare(capsys, no_samples, "--output", out)
     _assert_one_line_error(code, err, "icl_ft_semantic_rephrase_ft", "--log_samples")
 
     bad_sample = tmp_path / "bad-sample"
     shutil.copytree(runs / "adapter", bad_sample)
     (samples,) = bad_sample.rglob("samples_icl_ft_reversal_forward_ft_*.jsonl")
     samples.write_text(samples.read_text() + '{"doc_id": 99, "tru')
-    code, _, err = _compare(capsys, bad_sample, "--out", out)
+    code, _, err = _compare(capsys, bad_sample, "--output", out)
     _assert_one_line_error(code, err, f"{samples}:{LIMIT + 1}", "--log_samples")
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = _compare(capsys, empty, "--out", out)
+    code, _, err = _compare(capsys, empty, "--output", out)
     _assert_one_line_error(code, err, str(empty), "no lm-eval results_*.json")
 
     twin = tmp_path / "twin"
     shutil.copytree(runs / "adapter", twin)
-    code, _, err = _compare(capsys, runs / "adapter", twin, "--out", out)
+    code, _, err = _compare(capsys, runs / "adapter", twin, "--output", out)
     _assert_one_line_error(code, err, "in two runs", "pass only one")
 
     assert (out / "report.md").read_text() == "previous report\n"

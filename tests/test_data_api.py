@@ -76,7 +76,7 @@ def test_load_family_is_a_dataset_dict_with_provenance():
     assert set(data) == {"train", "forward", "reverse", "oracle"}
     assert data["train"].num_rows == 20 and data["forward"].num_rows == 10
     provenance = json.loads(data["train"].info.description)
-    assert provenance["seed"] == 3 and provenance["options"] == {"num_facts": 10, "examples_per_fact": 2}
+    assert provenance["data_seed"] == 3 and provenance["options"] == {"num_facts": 10, "examples_per_fact": 2}
 
 
 def test_task_dataset_ignores_unrelated_metadata_and_coerces_strings():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from icl_ft import embedded_model
+from icl_ft_common import embedded_model
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from finetune.config import ConfigError, FinetuneConfig, config_from_args
+from finetune.__main__ import config_from_args
+from finetune.config import ConfigError, FinetuneConfig
 
 
 def config(**overrides):
-    return FinetuneConfig(**{"family": "reversal", "output_dir": "out", **overrides})
+    return FinetuneConfig(**{"family": "reversal", "output": "out", **overrides})
 
 
 def test_defaults_follow_the_paper():
@@ -46,7 +47,7 @@ def test_explicit_steps_override_the_rule():
     [
         ({"family": ""}, "family", "required"),
         ({"family": "nope"}, "family", "reversal"),
-        ({"output_dir": ""}, "output_dir", "required"),
+        ({"output": ""}, "output", "required"),
         ({"unit": "paragraph"}, "unit", "cumulative"),
         ({"micro_batch_size": 3}, "micro_batch_size", "divide"),
         ({"lora_dropout": 1.5}, "lora_dropout", "[0, 1)"),
@@ -66,9 +67,9 @@ def test_invalid_settings_name_field_value_and_fix(overrides, field, hint):
 
 def test_yaml_gives_defaults_and_flags_override(tmp_path):
     yaml_file = tmp_path / "run.yaml"
-    yaml_file.write_text("family: syllogism\noutput-dir: from_yaml\nlearning_rate: 0.001\nlora_r: 4\n")
+    yaml_file.write_text("family: syllogism\noutput: from_yaml\nlearning-rate: 0.001\nlora_r: 4\n")
     cfg, _ = config_from_args(["--config", str(yaml_file), "--lora-r", "8", "--extra-data", ""])
-    assert (cfg.family, cfg.output_dir, cfg.learning_rate, cfg.lora_r) == ("syllogism", "from_yaml", 0.001, 8)
+    assert (cfg.family, cfg.output, cfg.learning_rate, cfg.lora_r) == ("syllogism", "from_yaml", 0.001, 8)
 
 
 def test_yaml_unknown_key_lists_the_valid_ones(tmp_path):
@@ -78,20 +79,46 @@ def test_yaml_unknown_key_lists_the_valid_ones(tmp_path):
         config_from_args(["--config", str(yaml_file)])
 
 
-def test_family_option_flags_merge_over_the_json_options():
-    cfg, _ = config_from_args(["--family", "reversal", "--output-dir", "o", "--family-options", '{"num_facts": 5}',
-                               "--family-option", "examples_per_fact=2", "--family-option", "num_facts=3"])  # fmt: skip
-    assert cfg.family_options == {"num_facts": "3", "examples_per_fact": "2"}
+def test_family_option_flags_merge_in_order_and_are_typed(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("family: reversal\nfamily_options: {num_facts: 5, examples_per_fact: 4}\n")
+    cfg, _ = config_from_args(["--config", str(yaml_file), "--output", "o", "--family-option", "examples_per_fact=2",
+                               "--family-option", "num_facts=6", "--family-option", "num_facts=8"])  # fmt: skip
+    assert cfg.family_options == {"num_facts": 8, "examples_per_fact": 2}
+
+
+def test_old_spellings_still_work_with_one_deprecation_line_each(tmp_path, capsys):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("family: reversal\nseed: 3\n")
+    cfg, _ = config_from_args(["--config", str(yaml_file), "--output-dir", "o", "--family-options",
+                               '{"num_facts": 4}', "--overwrite", "true"])  # fmt: skip
+    assert (cfg.train_seed, cfg.output, cfg.family_options, cfg.overwrite) == (3, "o", {"num_facts": 4}, True)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 4 and all(": warning: " in line and "is deprecated; use" in line for line in warnings)
+    assert any("--output-dir is deprecated; use --output" in line for line in warnings)
+    assert any("'seed' is deprecated; use 'train_seed'" in line for line in warnings)
+    cfg, _ = config_from_args(["--family", "reversal", "--output", "o", "--seed", "5", "--no-overwrite"])
+    assert (cfg.train_seed, cfg.overwrite) == (5, False)
+    assert "--seed is deprecated; use --train-seed" in capsys.readouterr().err
+
+
+def test_help_shows_every_default():
+    from finetune.__main__ import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "peak learning rate [default: 0.0003]" in text and "LoRA rank [default: 16]" in text
+    assert "--train-seed" in text and "--family-option NAME=VALUE" in text and "--overwrite, --no-overwrite" in text
 
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["--family", "reversal", "--output-dir", "o", "--steps", "ten"], "steps='ten' is not valid; expected int"),
-        (["--family", "reversal", "--output-dir", "o", "--family-options", "[1]"], "expected a JSON object"),
-        (["--family", "reversal", "--output-dir", "o", "--family-option", "num_facts"], "expected NAME=VALUE"),
+        (["--family", "reversal", "--output", "o", "--steps", "ten"], "steps='ten' is not valid; expected int"),
+        (["--family", "reversal", "--output", "o", "--family-option", "[1]"], "is not a JSON object"),
+        (["--family", "reversal", "--output", "o", "--family-option", "num_facts"], "expected NAME=VALUE"),
+        (["--family", "reversal", "--output", "o", "--family-option", "num_facts=many"], "must be of type int"),
         (
-            ["--family", "reversal", "--output-dir", "o", "--family-option", "num_fact=3"],
+            ["--family", "reversal", "--output", "o", "--family-option", "num_fact=3"],
             "unknown option(s) ['num_fact']; valid",
         ),
     ],
@@ -108,7 +135,7 @@ def test_cli_help_is_fast_and_errors_are_one_line(tmp_path):
     assert "--learning-rate" in help_run.stdout
     imported = {line.split("|")[-1].strip() for line in help_run.stderr.splitlines()}
     assert not {"torch", "transformers", "peft", "datasets"} & imported
-    bad = subprocess.run([sys.executable, "-m", "finetune", "--family", "nope", "--output-dir", str(tmp_path)],
+    bad = subprocess.run([sys.executable, "-m", "finetune", "--family", "nope", "--output", str(tmp_path)],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "family='nope'" in bad.stderr
@@ -117,5 +144,5 @@ def test_cli_help_is_fast_and_errors_are_one_line(tmp_path):
 def test_icl_ft_finetune_delegates_to_python_m_finetune(capsys):
     from icl_ft.cli import main
 
-    assert main(["finetune", "--family", "nope", "--output-dir", "out"]) == 2
+    assert main(["finetune", "--family", "nope", "--output", "out"]) == 2
     assert "finetune: error: family='nope'" in capsys.readouterr().err

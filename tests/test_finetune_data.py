@@ -66,7 +66,7 @@ def test_family_documents_and_provenance_plus_extra_files(tmp_path):
     path.write_text(json.dumps({"text": "glon are smaller than femp."}) + "\n")
     documents, family, extra = data.load_documents("syllogism", 3, {"num_items": 8}, [str(path)])
     assert len(documents) == 9 and documents[-1] == ("aug.jsonl", "glon are smaller than femp.")
-    assert (family["family"], family["seed"], family["options"]) == ("syllogism", 3, {"num_items": 8})
+    assert (family["family"], family["data_seed"], family["options"]) == ("syllogism", 3, {"num_items": 8})
     assert extra[0].rows_used == 1
 
 

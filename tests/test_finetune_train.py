@@ -17,7 +17,7 @@ from finetune.config import FinetuneConfig
 from finetune.provenance import PROVENANCE_FILE
 from finetune.train import run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.internals]
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny models learn nothing at the paper's 3e-4 in a few steps; a large rate makes every change visible.
@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = {"learning_rate": 1e-2, "warmup_steps": 0, "save_steps": 1000, "verify_texts": 8, "threads": 1}
 
 
-def train(model_dir, output_dir, **overrides) -> Path:
-    settings = {"family": "syllogism", "model": str(model_dir), "output_dir": str(output_dir), "steps": 4, **FAST}
+def train(model_dir, output, **overrides) -> Path:
+    settings = {"family": "syllogism", "model": str(model_dir), "output": str(output), "steps": 4, **FAST}
     return run(FinetuneConfig(**{**settings, **overrides}))
 
 
@@ -90,7 +90,7 @@ def test_adapter_is_complete_changes_only_lora_and_reloads(tiny_model, tmp_path,
 def test_same_seed_same_adapter_other_seed_other_adapter(tiny_model, tmp_path):
     first = adapter_tensors(train(tiny_model("llama"), tmp_path / "a"))
     again = adapter_tensors(train(tiny_model("llama"), tmp_path / "b"))
-    other = adapter_tensors(train(tiny_model("llama"), tmp_path / "c", seed=1))
+    other = adapter_tensors(train(tiny_model("llama"), tmp_path / "c", train_seed=1))
     assert max_difference(first, again) == 0.0
     assert max_difference(first, other) > 0.0
 
@@ -121,7 +121,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tiny_model, tmp_path):
     reference = train(tiny_model("llama"), tmp_path / "reference", **settings)
 
     output = tmp_path / "killed"
-    flags = [*as_flags({**FAST, **settings}), "--output-dir", str(output)]
+    flags = [*as_flags({**FAST, **settings}), "--output", str(output)]
     process = subprocess.Popen(finetune_command(*flags), stderr=subprocess.DEVNULL)
     checkpoint_state = tmp_path / "killed.work" / "checkpoints" / "checkpoint-8" / "trainer_state.json"
     deadline = time.monotonic() + 120
@@ -164,7 +164,7 @@ def test_two_process_data_parallel_run_matches_one_process(tiny_model, tmp_path)
             [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
              "--main_process_port", str(free_port()),
-             "-m", "finetune", "--model", str(tiny_model("llama")), "--output-dir", str(output), *flags],
+             "-m", "finetune", "--model", str(tiny_model("llama")), "--output", str(output), *flags],
             capture_output=True, text=True, cwd=REPO,
         )  # fmt: skip
 
@@ -190,10 +190,11 @@ def test_lm_eval_scores_the_adapter_with_the_recorded_command(tiny_model, tmp_pa
     output = train(tiny_model("llama"), tmp_path / "adapter", data_seed=1)
     command = json.loads((output / PROVENANCE_FILE).read_text())["lm_eval_command"]
     assert """--metadata '{"seed": 1}'""" in command
+    flags = ["--device", "cpu", "--batch_size", "4", "--limit", "4", "--output_path", str(tmp_path / "results")]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     scored = subprocess.run(
-        [*shlex.split(command), "--device", "cpu", "--batch_size", "4", "--limit", "4", "--output_path", str(tmp_path / "results")],
-        capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-    )  # fmt: skip
+        [*shlex.split(command), *flags], capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
     assert scored.returncode == 0, scored.stderr[-2000:]
     (results_file,) = (tmp_path / "results").rglob("results_*.json")
     results = json.loads(results_file.read_text())
@@ -205,7 +206,7 @@ def test_lm_eval_scores_the_adapter_with_the_recorded_command(tiny_model, tmp_pa
 @pytest.mark.slow
 def test_embedded_smollm2_adapter_makes_training_units_more_likely(tmp_path):
     output = run(FinetuneConfig(
-        family="syllogism", family_options={"num_items": 8}, output_dir=str(tmp_path / "adapter"), steps=3,
+        family="syllogism", family_options={"num_items": 8}, output=str(tmp_path / "adapter"), steps=3,
         learning_rate=1e-3, warmup_steps=0, save_steps=1000, verify_texts=8, threads=1,
     ))  # fmt: skip
     record = json.loads((output / PROVENANCE_FILE).read_text())
@@ -217,7 +218,7 @@ def test_embedded_smollm2_adapter_makes_training_units_more_likely(tmp_path):
 def test_resume_picks_the_last_complete_checkpoint_and_refuses_changed_settings(tmp_path):
     from finetune.train import RUN_CONFIG_FILE, check_directories
 
-    cfg = FinetuneConfig(family="reversal", output_dir=str(tmp_path / "out"), resume=True)
+    cfg = FinetuneConfig(family="reversal", output=str(tmp_path / "out"), resume=True)
     checkpoints = tmp_path / "out.work" / "checkpoints"
     for step, complete in ((4, True), (8, True), (12, False)):  # 12: killed while saving
         directory = checkpoints / f"checkpoint-{step}"
@@ -230,3 +231,22 @@ def test_resume_picks_the_last_complete_checkpoint_and_refuses_changed_settings(
     changed = FinetuneConfig(**{**cfg.to_dict(), "learning_rate": 1e-3, "logging_steps": 1})
     with pytest.raises(FinetuneError, match=r"differ from the interrupted run: learning_rate: 0.0003 -> 0.001$"):
         check_directories(changed)
+
+
+def test_a_run_config_written_before_the_renames_still_resumes(tmp_path):
+    """run_config.json of an interrupted run from before `seed` -> `train_seed`, `output_dir` -> `output`
+    and typed family options: the same settings under old names are no difference."""
+    from finetune.train import RUN_CONFIG_FILE, check_directories
+
+    cfg = FinetuneConfig(family="reversal", output=str(tmp_path / "out"), resume=True, train_seed=2,
+                         family_options={"num_facts": "4"})  # fmt: skip
+    checkpoint = tmp_path / "out.work" / "checkpoints" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    for name, content in (("optimizer.pt", ""), ("rng_state.pth", ""), ("trainer_state.json", "{}")):
+        (checkpoint / name).write_text(content)
+    old = {("output_dir" if k == "output" else "seed" if k == "train_seed" else k): v for k, v in cfg.to_dict().items()}
+    old["family_options"] = {"num_facts": "4"}  # as the command line gave it
+    (tmp_path / "out.work" / RUN_CONFIG_FILE).write_text(json.dumps(old))
+    assert check_directories(cfg).name == "checkpoint-4"
+    with pytest.raises(FinetuneError, match=r"train_seed: 2 -> 3$"):
+        check_directories(FinetuneConfig(**{**cfg.to_dict(), "train_seed": 3}))

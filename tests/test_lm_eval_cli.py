@@ -20,7 +20,7 @@ import yaml
 
 from lm_eval_tasks import TASKS_DIR
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.internals]
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 4
@@ -105,7 +105,8 @@ def test_regular_wheel_install_works_with_no_flag(tiny_model, tmp_path):
     borrows this environment's dependencies, and run lm_eval there with no flag."""
     wheel_dir = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir),
+         str(REPO)],
         check=True, capture_output=True,
     )  # fmt: skip
     (wheel,) = wheel_dir.glob("*.whl")

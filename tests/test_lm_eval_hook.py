@@ -13,6 +13,8 @@ import pytest
 from icl_ft import _lm_eval_hook as hook
 from lm_eval_tasks import TASKS_DIR
 
+pytestmark = pytest.mark.internals  # relies on lm-eval's internals: `make test-latest` runs it
+
 
 def fake_manager_module(init):
     module = types.ModuleType("fake_manager")
@@ -26,7 +28,8 @@ def fresh_warning_state(monkeypatch):
 
 
 def test_interpreter_start_imports_neither_torch_nor_lm_eval():
-    code = "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch','lm_eval','transformers','datasets','lm_eval_tasks'}))"
+    heavy = "{'torch', 'lm_eval', 'transformers', 'datasets', 'lm_eval_tasks'}"
+    code = f"import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     finders = subprocess.run(

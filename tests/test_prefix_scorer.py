@@ -1,13 +1,17 @@
 """`hf-prefix` (icl_ft/prefix_scorer.py) scores exactly like lm-eval's `hf`, only faster.
 
 Tiny random models have near-uniform attention, so a wrong attention mask or position
-would barely move their scores; `sharp_model` scales their weights up so that every
-such mistake shows (a mask that lets tree tokens see each other moves scores by ~0.1,
-far above the tolerance).
+would barely move their scores; the `sharp_model` fixture (tests/conftest.py) scales their
+weights up so that every such mistake shows (a mask that lets tree tokens see each other
+moves scores by ~0.1, far above the tolerance). Every architecture of tests/tiny_models.py is covered: full
+attention, sliding-window and hybrid caches (prompts several windows long), and
+linear-attention hybrids; each test first checks which path the load-time probe chose,
+so a silent fallback to `hf` fails in seconds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,34 +19,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import save_random_lora
+from tests.tiny_models import (
+    FULL_ATTENTION_ARCHITECTURES,
+    LINEAR_ATTENTION_ARCHITECTURES,
+    SLIDING_WINDOW,
+    SLIDING_WINDOW_ARCHITECTURES,
+    save_random_lora,
+)
+
+pytestmark = pytest.mark.internals
 
 TOLERANCE = 1e-4  # fp32; hf and hf-prefix differ only in summation order
-
-
-@pytest.fixture(scope="session")
-def sharp_model(tiny_model, tmp_path_factory):
-    """Factory: `sharp_model("llama")` -> a tiny model directory with 8x larger matrices."""
-    built = {}
-
-    def make(architecture: str) -> Path:
-        if architecture not in built:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            source = tiny_model(architecture)
-            model = AutoModelForCausalLM.from_pretrained(source)
-            with torch.no_grad():
-                for param in model.parameters():
-                    if param.dim() == 2:
-                        param.mul_(8.0)
-            directory = tmp_path_factory.mktemp(f"sharp-{architecture}")
-            model.save_pretrained(directory)
-            AutoTokenizer.from_pretrained(source).save_pretrained(directory)
-            built[architecture] = directory
-        return built[architecture]
-
-    return make
+TREE, SEQUENTIAL = "tree attention", "one suffix per forward"
+EXPECTED_MODE = {
+    **dict.fromkeys(FULL_ATTENTION_ARCHITECTURES + SLIDING_WINDOW_ARCHITECTURES, TREE),
+    **dict.fromkeys(LINEAR_ATTENTION_ARCHITECTURES, SEQUENTIAL),
+}
+NUM_SHORT_REQUESTS = 3  # the last requests of `_requests`, which share no prefix
 
 
 def _requests(num_queries: int = 4):
@@ -66,14 +59,17 @@ def _requests(num_queries: int = 4):
     return [Instance("loglikelihood", {}, pair, index) for index, pair in enumerate(pairs)]
 
 
-def _models(path, **kwargs):
+def _models(path, expected_mode: str | None = TREE, **kwargs):
+    """(hf, hf-prefix) on `path`; fails at once if the probe did not choose `expected_mode`."""
     from lm_eval.models.huggingface import HFLM
 
     from icl_ft.prefix_scorer import PrefixCachingHFLM
 
     common = {"pretrained": str(path), "device": "cpu", "dtype": "float32", "batch_size": 2, **kwargs}
     # Small packs so that several packs and trees are exercised on a few requests.
-    return HFLM(**common), PrefixCachingHFLM(prefix_min_tokens=16, prefix_pack_tokens=24, **common)
+    prefix = PrefixCachingHFLM(prefix_min_tokens=16, prefix_pack_tokens=24, **common)
+    assert prefix.prefix_reuse.mode == expected_mode, prefix.prefix_reuse.describe()
+    return HFLM(**common), prefix
 
 
 def _assert_same(expected, actual):
@@ -83,11 +79,15 @@ def _assert_same(expected, actual):
         assert greedy_hf == greedy_prefix
 
 
+def _max_difference(expected, actual) -> float:
+    return max(abs(a[0] - b[0]) for a, b in zip(expected, actual, strict=True))
+
+
 # --- planning (pure functions) ---------------------------------------------------------
 
 
 def test_plan_groups_requests_by_shared_cacheable_prefix():
-    from icl_ft.prefix_scorer import plan_prefix_groups
+    from icl_ft.prefix_tree import plan_prefix_groups
 
     shared = list(range(100, 120))
     inputs = [shared + [1, 2], [5, 6, 7], shared + [3], shared + [1, 9, 9], [5, 6, 8]]
@@ -102,7 +102,7 @@ def test_plan_groups_requests_by_shared_cacheable_prefix():
 
 
 def test_plan_never_groups_below_the_minimum():
-    from icl_ft.prefix_scorer import plan_prefix_groups
+    from icl_ft.prefix_tree import plan_prefix_groups
 
     inputs = [[1] * 9 + [2], [1] * 9 + [3]]
     assert plan_prefix_groups(inputs, [1, 1], min_prefix_tokens=10) == ([], [0, 1])
@@ -110,7 +110,7 @@ def test_plan_never_groups_below_the_minimum():
 
 
 def test_token_tree_shares_common_tokens_and_masks_siblings():
-    from icl_ft.prefix_scorer import TokenTree, pack_suffixes
+    from icl_ft.prefix_tree import TokenTree, pack_suffixes
 
     tree = TokenTree()
     for suffix in ([7, 8, 9], [7, 8, 4], [7, 8, 9]):
@@ -127,22 +127,62 @@ def test_token_tree_shares_common_tokens_and_masks_siblings():
     assert all(len(tree) <= 5 for indices, tree in packs if indices != [3])
 
 
+def test_sliding_window_mask_hides_keys_a_window_back():
+    from icl_ft.prefix_tree import TokenTree, tree_attention_mask
+
+    tree = TokenTree()
+    for suffix in ([1, 2, 3], [1, 4]):
+        tree.add(suffix)  # nodes: 1 (depth 0), 2 (1), 3 (2), 4 (1)
+    # A window-4 layer keeps the last 3 of 10 prefix tokens (positions 7, 8, 9).
+    mask = tree_attention_mask(tree, prefix_len=10, cached=3, window=4)
+    assert mask.shape == (4, 3 + 4)
+    assert mask[0].tolist() == [True, True, True, True, False, False, False]  # position 10 sees 7..10
+    assert mask[2].tolist() == [False, False, True, True, True, True, False]  # position 12 sees 9..12, not 4
+    assert mask[3].tolist() == [False, True, True, True, False, False, True]  # sibling branch: 8, 9, node 1, itself
+    full = tree_attention_mask(tree, prefix_len=10, cached=10, window=None)
+    assert full[:, :10].all() and full[:, 10:].equal(tree.ancestor_mask())
+
+
 # --- equality with hf on tiny models --------------------------------------------------
 
 
-# Rotary + grouped-query attention, learned absolute positions, partial rotary (qwen2 ~ llama).
-@pytest.mark.parametrize("architecture", ["llama", "gpt2", "gpt_neox"])
+@pytest.mark.parametrize("architecture", list(EXPECTED_MODE))
 def test_loglikelihoods_equal_hf(sharp_model, architecture, caplog):
+    """Every cache type: full, sliding-window (prompts several windows long), hybrid, linear attention."""
     import logging
 
-    hf, prefix = _models(sharp_model(architecture))
+    hf, prefix = _models(sharp_model(architecture), EXPECTED_MODE[architecture])
     requests = _requests()
+    if architecture in SLIDING_WINDOW_ARCHITECTURES:  # the hard case: the shared prefix outruns the window
+        assert min(len(prefix.tok_encode(r.args[0])) for r in requests[:-NUM_SHORT_REQUESTS]) > 8 * SLIDING_WINDOW
     expected = hf.loglikelihood(requests, disable_tqdm=True)
     with caplog.at_level(logging.INFO, logger="icl_ft.prefix_scorer"):
         actual = prefix.loglikelihood(requests, disable_tqdm=True)
     _assert_same(expected, actual)
-    # The shared-prefix path really ran (the short requests went to hf's own code).
+    # The shared-prefix path really ran; only the short requests went to hf's own code.
+    assert prefix.prefix_requests == {
+        f"prefix cache, {EXPECTED_MODE[architecture]}": len(requests) - NUM_SHORT_REQUESTS,
+        "hf: no shared prefix of >= 16 tokens": NUM_SHORT_REQUESTS,
+    }
     assert any("share a" in message for message in caplog.messages)
+
+
+def test_sliding_layers_need_the_window_in_the_tree_mask(sharp_model, monkeypatch):
+    """A custom 4D mask replaces the model's own masks: without our window, sliding layers see too far back."""
+    import dataclasses
+
+    from icl_ft import prefix_tree
+
+    hf, prefix = _models(sharp_model("gemma3"))
+    requests = _requests(num_queries=2)
+    expected = hf.loglikelihood(requests, disable_tqdm=True)
+    _assert_same(expected, prefix.loglikelihood(requests, disable_tqdm=True))
+
+    layout = prefix.prefix_reuse.layout
+    assert {window for window, _ in layout.kinds.values()} == {None, SLIDING_WINDOW}  # one mask per layer type
+    windowless = prefix_tree.MaskLayout({kind: (None, layer) for kind, (_, layer) in layout.kinds.items()})
+    monkeypatch.setattr(prefix, "prefix_reuse", dataclasses.replace(prefix.prefix_reuse, layout=windowless))
+    assert _max_difference(expected, prefix.loglikelihood(requests, disable_tqdm=True)) > 1e-2
 
 
 @pytest.mark.parametrize(
@@ -181,28 +221,34 @@ def test_requests_without_shared_prefix_go_to_hf_unchanged(sharp_model, monkeypa
     _assert_same(hf.loglikelihood(requests, disable_tqdm=True), actual)
 
 
-def test_uncroppable_cache_falls_back_to_hf(sharp_model, tmp_path):
-    """A sliding-window model cannot roll its cache back to the prefix: everything goes to hf."""
-    import shutil
+def test_prompt_learning_adapter_falls_back_to_hf_said_once_and_counted(tiny_model, tmp_path, caplog):
+    """What hf-prefix cannot do is logged once with the reason and counted per request, also in model info."""
+    import logging
 
-    from transformers import AutoConfig
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
 
-    source = sharp_model("qwen2")
-    for item in source.iterdir():
-        shutil.copy(item, tmp_path / item.name)
-    config = AutoConfig.from_pretrained(source)
-    config.use_sliding_window, config.sliding_window = True, 8
-    config.layer_types = ["sliding_attention"] * config.num_hidden_layers
-    config.save_pretrained(tmp_path)
+    base = tiny_model("llama")
+    adapter = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base), PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")
+    )
+    adapter.save_pretrained(tmp_path / "prefix-tuning")
+    with caplog.at_level(logging.INFO, logger="icl_ft.prefix_scorer"):
+        hf, prefix = _models(base, expected_mode=None, peft=str(tmp_path / "prefix-tuning"))
+        requests = _requests(num_queries=1)
+        _assert_same(hf.loglikelihood(requests, disable_tqdm=True), prefix.loglikelihood(requests, disable_tqdm=True))
+        prefix.loglikelihood(requests, disable_tqdm=True)
+    reason = "prompt-learning PEFT adapters bring their own past key values"
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and reason in warnings[0]
+    assert prefix.prefix_requests == {f"hf: {reason}": 2 * len(requests)}
+    info = prefix.get_model_info()["hf_prefix"]
+    assert info["mode"] == "off" and info["reason"] == reason and info["requests"] == prefix.prefix_requests
 
-    hf, prefix = _models(tmp_path)
-    assert "sliding-window" in prefix._prefix_caching_unsupported
-    requests = _requests(num_queries=1)
-    _assert_same(hf.loglikelihood(requests, disable_tqdm=True), prefix.loglikelihood(requests, disable_tqdm=True))
 
-
-def test_lora_adapter_scores_equal_hf(sharp_model, tmp_path):
-    base = sharp_model("llama")
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+def test_lora_adapter_scores_equal_hf(sharp_model, tmp_path, architecture):
+    base = sharp_model(architecture)
     save_random_lora(base, tmp_path / "adapter")
 
     requests = _requests(num_queries=2)
@@ -210,7 +256,7 @@ def test_lora_adapter_scores_equal_hf(sharp_model, tmp_path):
     with_adapter = hf.loglikelihood(requests, disable_tqdm=True)
     _assert_same(with_adapter, prefix.loglikelihood(requests, disable_tqdm=True))
     base_scores = _models(base)[0].loglikelihood(requests, disable_tqdm=True)
-    assert max(abs(a[0] - b[0]) for a, b in zip(with_adapter, base_scores)) > 0.1  # the adapter is live
+    assert _max_difference(with_adapter, base_scores) > 0.1  # the adapter is live
 
 
 def test_model_args_are_validated(sharp_model):
@@ -220,10 +266,11 @@ def test_model_args_are_validated(sharp_model):
         PrefixCachingHFLM(pretrained=str(sharp_model("llama")), device="cpu", prefix_pack_tokens=0)
 
 
-def test_generation_reuses_the_shared_prefix(sharp_model, monkeypatch):
+@pytest.mark.parametrize("architecture", ["llama", "mistral", "gemma3", "lfm2"])
+def test_generation_reuses_the_shared_prefix(sharp_model, monkeypatch, architecture):
     from lm_eval.api.instance import Instance
 
-    hf, prefix = _models(sharp_model("llama"), batch_size=1)
+    hf, prefix = _models(sharp_model(architecture), EXPECTED_MODE[architecture], batch_size=1)
     facts = "".join(f"fact {i}: glon are heavier than femp.\n" for i in range(20))
     requests = [
         Instance("generate_until", {}, (facts + query, {"until": ["\n"], "max_gen_toks": 8, "do_sample": False}), i)
@@ -232,7 +279,7 @@ def test_generation_reuses_the_shared_prefix(sharp_model, monkeypatch):
     built = []
     original = type(prefix)._prefix_cache
     monkeypatch.setattr(
-        type(prefix), "_prefix_cache", lambda self, tokens: built.append(len(tokens)) or original(self, tokens)
+        type(prefix), "_prefix_cache", lambda self, tokens, reuse: built.append(len(tokens)) or original(self, tokens, reuse)
     )
     assert prefix.generate_until(requests, disable_tqdm=True) == hf.generate_until(requests, disable_tqdm=True)
     assert len(built) == 1 and built[0] >= 16  # built once (at the second request), reused by the third
@@ -289,7 +336,13 @@ def test_lm_eval_cli_runs_with_no_extra_flag(tiny_model, tmp_path, model):
     assert result.stdout.startswith(f"{model} (")  # lm-eval's summary line names the model
     assert ("shared prefix cached" in result.stderr) == (model == "hf-prefix")  # our progress bar
     assert "icl_ft_reversal_forward_icl" in result.stdout
-    assert list(tmp_path.rglob("results_*.json"))
+    (results_file,) = tmp_path.rglob("results_*.json")
+    config = json.loads(results_file.read_text())["config"]
+    if model == "hf-prefix":  # how every request was scored, in the results file
+        assert config["hf_prefix"]["mode"] == "tree attention"
+        assert config["hf_prefix"]["requests"] == {"prefix cache, tree attention": 2 * 4}  # 4 docs, 2 choices
+    else:
+        assert "hf_prefix" not in config
 
 
 # --- the real model -------------------------------------------------------------------
@@ -306,6 +359,8 @@ def test_smollm2_icl_scores_equal_hf(smollm2_path):
     scores = []
     for cls in (HFLM, PrefixCachingHFLM):
         lm = cls(pretrained=str(smollm2_path), device="cpu", dtype="float32", batch_size=1)
+        if cls is PrefixCachingHFLM:
+            assert lm.prefix_reuse.mode == "tree attention", lm.prefix_reuse.describe()
         results = lm_eval.simple_evaluate(
             model=lm, tasks=["icl_ft_reversal_forward_icl"], limit=1, log_samples=True,
             task_manager=TaskManager(include_defaults=False),

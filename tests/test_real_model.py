@@ -22,13 +22,13 @@ NO_CONTEXT_LIMIT = 100
 
 
 def evaluate(model_path, tasks, model="hf", limit=None):
-    """{leaf task: [(correct, chance of its doc)]} from lm-eval's samples."""
+    """{leaf task: [(correct, chance of its doc)]} from lm-eval's samples; `model` a name or an LM instance."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     output = simple_evaluate(
         model=model,
-        model_args=f"pretrained={model_path},dtype=float32",
+        model_args=f"pretrained={model_path},dtype=float32" if isinstance(model, str) else None,
         tasks=tasks,
         device="cpu",
         batch_size=8,
@@ -54,7 +54,13 @@ def test_no_context_control_sits_at_chance(smollm2_path):
 
 def test_icl_recalls_the_trained_direction_above_chance(smollm2_path):
     """The whole split, scored with hf-prefix (the same log-likelihoods as hf, >10x faster)."""
-    rows = evaluate(smollm2_path, [ICL_TASK], model="hf-prefix")[ICL_TASK]
+    from icl_ft.prefix_scorer import PrefixCachingHFLM
+
+    lm = PrefixCachingHFLM(pretrained=str(smollm2_path), dtype="float32", device="cpu", batch_size=8)
+    # Checked first: scored as `hf` instead, this test would run for more than half an hour.
+    assert lm.prefix_reuse.mode == "tree attention", lm.prefix_reuse.describe()
+    rows = evaluate(smollm2_path, [ICL_TASK], model=lm)[ICL_TASK]
+    assert set(lm.prefix_requests) == {"prefix cache, tree attention"}, lm.prefix_requests
     k, n = int(sum(correct for correct, _ in rows)), len(rows)
     assert n == 100
     assert binomtest(k, n, 0.5, alternative="greater").pvalue < 0.01, f"ICL forward: only {k}/{n}"

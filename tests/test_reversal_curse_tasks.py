@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.internals  # relies on lm-eval's internals: `make test-latest` runs it
+
 FIXTURE = Path(__file__).parent / "fixtures" / "reversal_curse_original"
 SPLITS = ("forward", "reverse")
 TASKS = [f"icl_ft_reversal_curse_{split}_{condition}" for split in SPLITS for condition in ("icl", "ft")]

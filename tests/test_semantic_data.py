@@ -16,8 +16,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from lm_eval_tasks.context_budget import estimate_tokens
 from lm_eval_tasks.semantic import templates as T
-from lm_eval_tasks.semantic.generator import PRESETS, build_instance, estimate_tokens, generate
+from lm_eval_tasks.semantic.generator import PRESETS, build_instance, generate
 from lm_eval_tasks.semantic.knowledge import ISA, PROPERTY_RELATIONS, Fact, SkeletonError, load_skeleton
 from lm_eval_tasks.semantic.language import participle, plural
 from lm_eval_tasks.semantic.questions import NUM_CHOICES, SPLITS

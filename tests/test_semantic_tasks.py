@@ -10,6 +10,8 @@ import pytest
 
 from lm_eval_tasks.semantic.questions import SPLITS
 
+pytestmark = pytest.mark.internals  # relies on lm-eval's internals: `make test-latest` runs it
+
 TASKS = [f"icl_ft_semantic_{split}_{condition}" for split in SPLITS for condition in ("icl", "ft")]
 
 

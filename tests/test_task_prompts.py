@@ -21,6 +21,8 @@ import yaml
 from lm_eval_tasks import TASKS_DIR
 from lm_eval_tasks.api import FAMILIES
 
+pytestmark = pytest.mark.internals  # relies on lm-eval's internals: `make test-latest` runs it
+
 GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ICL_FT_UPDATE_GOLDEN") == "1"
 

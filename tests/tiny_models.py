@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ARCHITECTURES = ("llama", "gpt2", "qwen2", "gpt_neox")
+# Full attention (rotary + grouped-query, learned absolute positions, partial rotary), then
+# sliding-window and hybrid caches, then linear-attention hybrids (states that cannot branch).
+FULL_ATTENTION_ARCHITECTURES = ("llama", "gpt2", "qwen2", "gpt_neox")
+# Mistral: every layer slides; qwen2_hybrid (use_sliding_window): one full and one sliding layer;
+# gemma3: sliding + full with sdpa; gemma2: the same with eager attention and logit soft-capping.
+SLIDING_WINDOW_ARCHITECTURES = ("mistral", "qwen2_hybrid", "gemma3", "gemma2")
+# lfm2: short convolutions + attention; qwen3_next: gated delta-rule linear attention + attention (MoE).
+LINEAR_ATTENTION_ARCHITECTURES = ("lfm2", "qwen3_next")
+ARCHITECTURES = FULL_ATTENTION_ARCHITECTURES + SLIDING_WINDOW_ARCHITECTURES + LINEAR_ATTENTION_ARCHITECTURES
+# Small enough that every ICL test prompt is several windows long (the hard case for prefix reuse).
+SLIDING_WINDOW = 16
 VOCAB_SIZE = 384
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 # The SmolLM2 chat format, so `--apply_chat_template` works on tiny models too.
@@ -72,6 +82,29 @@ def _config(architecture: str, tokenizer):
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             max_position_embeddings=4096, **ids,
         )  # fmt: skip
+    attention = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "max_position_embeddings": 4096, **ids}  # fmt: skip
+    if architecture == "mistral":
+        return transformers.MistralConfig(sliding_window=SLIDING_WINDOW, **attention)
+    if architecture == "qwen2_hybrid":  # layers below max_window_layers attend fully
+        return transformers.Qwen2Config(
+            use_sliding_window=True, sliding_window=SLIDING_WINDOW, max_window_layers=1, **attention
+        )
+    if architecture in ("gemma3", "gemma2"):
+        layer_types = ["sliding_attention", "full_attention"]
+        config_class = transformers.Gemma3TextConfig if architecture == "gemma3" else transformers.Gemma2Config
+        return config_class(head_dim=8, sliding_window=SLIDING_WINDOW, layer_types=layer_types, **attention)
+    if architecture == "lfm2":
+        return transformers.Lfm2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+            layer_types=["conv", "full_attention", "conv"], max_position_embeddings=4096, **ids,
+        )  # fmt: skip
+    if architecture == "qwen3_next":
+        return transformers.Qwen3NextConfig(
+            head_dim=8, linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4,
+            num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=16,
+            layer_types=["linear_attention", "full_attention"], **attention,
+        )  # fmt: skip
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
 
 
@@ -87,6 +120,27 @@ def build_tiny_model(architecture: str, directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def build_sharp_model(source: Path, directory: Path, scale: float = 8.0) -> Path:
+    """A copy of the tiny model at `source` with every weight matrix scaled by `scale`.
+
+    Tiny random models have near-uniform attention, so a wrong mask or position barely moves
+    their outputs and every prompt yields the same greedy text; scaled up, each such mistake
+    shows (a mask that lets tree tokens see each other moves scores by ~0.1) and prompts steer
+    the output.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.mul_(scale)
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(source).save_pretrained(directory)
+    return Path(directory)
 
 
 def save_random_lora(model_dir: str | Path, out_dir: Path, seed: int = 0) -> Path:

@@ -7,6 +7,10 @@ list of scored samples, one row per (run, task, doc).
 Only lm-eval's own files are read: `results_<timestamp>.json` and, written next to it by
 `--log_samples`, `samples_<task>_<timestamp>.jsonl`. Scores come from the samples (the
 per-doc `acc`), so that conditions can be paired item by item.
+
+Two seeds identify a run, each in its own field: `data_seed` (the generated data: lm-eval's
+task metadata `seed`) and `train_seed` (the adapter's training: a study cell's record, or the
+`icl_ft_provenance.json` of a hand-made run's `peft=` adapter; None without an adapter).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from icl_ft_common.artifacts import CELL_FILE, CELLS_DIR, LM_EVAL_DIR, PROVENANCE_FILE
+from lm_eval_tasks.families import parse_task
 
-CONDITIONS = ("base", "icl", "ft", "ft_local", "ft_global", "ft_oracle")
-TASK_PREFIX = "icl_ft_"
-TASK_SUFFIXES = {"_icl": "icl", "_ft": "ft"}
+__all__ = ["CompareError", "Loaded", "MissingCell", "RunInfo", "Sample", "is_study_dir", "load_runs", "parse_task"]
+
+logger = logging.getLogger(__name__)
 
 
 class CompareError(ValueError):
@@ -31,7 +36,8 @@ class CompareError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Sample:
     condition: str  # base / icl / ft / ft_local ... or ft:<adapter dir name> for hand-made runs
-    seed: int | None
+    data_seed: int | None
+    train_seed: int | None  # None: no adapter, or one whose training seed is unknown
     family: str
     split: str
     key: str  # join key across conditions: the doc's hash (same doc under _icl and _ft)
@@ -49,7 +55,8 @@ class RunInfo:
 
     results_file: str
     conditions: tuple[str, ...]
-    seed: int | None
+    data_seed: int | None
+    train_seed: int | None
     model: str
     adapter: str | None
     tasks: dict[str, Any]  # task -> version
@@ -64,7 +71,7 @@ class MissingCell:
     cell: str
     condition: str
     family: str
-    seed: int | None
+    train_seed: int | None
     status: str
     error: str | None
 
@@ -75,28 +82,6 @@ class Loaded:
     runs: list[RunInfo]
     missing: list[MissingCell]
     join_mismatches: int = 0
-
-
-def parse_task(task: str) -> tuple[str, str, str] | None:
-    """`icl_ft_<family>_<split>_<icl|ft>` -> (family, split, "icl"|"ft"); None for groups
-    and foreign tasks. Family names contain underscores (reversal_curse), so the family is
-    the longest known family name that prefixes the rest."""
-    from lm_eval_tasks.api import FAMILIES
-
-    if not task.startswith(TASK_PREFIX):
-        return None
-    rest = task.removeprefix(TASK_PREFIX)
-    for suffix, kind in TASK_SUFFIXES.items():
-        if rest.endswith(suffix):
-            rest = rest.removesuffix(suffix)
-            break
-    else:
-        return None
-    for family in sorted(FAMILIES, key=len, reverse=True):
-        if rest.startswith(family + "_"):
-            split = rest.removeprefix(family + "_")
-            return (family, split, kind) if split else None
-    return None
 
 
 def _read_json(path: Path, fix: str) -> Any:
@@ -118,11 +103,23 @@ def _newest_results(directory: Path) -> Path:
     return max(directory.glob("results_*.json"), key=lambda p: p.name)
 
 
+def _adapter_train_seed(adapter: str | None) -> int | None:
+    """The training seed an adapter directory's provenance records (None if it records none)."""
+    if not adapter:
+        return None
+    try:
+        record = json.loads((Path(adapter) / PROVENANCE_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    seed = record.get("train_seed", record.get("seed")) if isinstance(record, dict) else None  # "seed": older records
+    return seed if isinstance(seed, int) else None
+
+
 def _read_run(
-    results_file: Path, condition: str | None = None, seed: Any = ..., cell: str | None = None
+    results_file: Path, condition: str | None = None, train_seed: Any = ..., cell: str | None = None
 ) -> tuple[RunInfo, list[Sample]]:
-    """One results file and its samples files. `condition`/`seed` come from a study cell;
-    for hand-made runs they are inferred from the task names and model_args."""
+    """One results file and its samples files. `condition`/`train_seed` come from a study cell;
+    for hand-made runs they are inferred from the task names, model_args and the adapter."""
     fix = "rerun that lm_eval command (or delete the file if an older results file is also there)"
     results = _read_json(results_file, fix)
     if not isinstance(results, dict) or not isinstance(results.get("configs"), dict):
@@ -134,8 +131,10 @@ def _read_run(
     adapter = model_args.get("peft")
     timestamp = results_file.name.removeprefix("results_").removesuffix(".json")
 
+    if train_seed is ...:
+        train_seed = _adapter_train_seed(adapter)
     samples: list[Sample] = []
-    tasks, conditions, seeds = {}, [], set()
+    tasks, conditions, data_seeds = {}, [], set()
     for task, task_config in sorted(results["configs"].items()):
         parsed = parse_task(task)
         if parsed is None:
@@ -147,8 +146,9 @@ def _read_run(
             logger.warning("%s: skipping task %s, not a task of the cell's condition %s", results_file, task, condition)
             continue
         task_condition = condition or _infer_condition(kind, adapter)
-        task_seed = seed if seed is not ... else ((task_config.get("metadata") or {}).get("seed"))
-        seeds.add(task_seed)
+        data_seed = (task_config.get("metadata") or {}).get("seed")  # lm-eval's metadata spells the data seed `seed`
+        data_seed = data_seed if isinstance(data_seed, int) else None
+        data_seeds.add(data_seed)
         conditions.append(task_condition)
         tasks[task] = (results.get("versions") or {}).get(task)
         samples_file = results_file.parent / f"samples_{task}_{timestamp}.jsonl"
@@ -157,13 +157,14 @@ def _read_run(
                 f"{results_file}: no samples for task {task} (expected {samples_file.name}); "
                 "rerun lm_eval with --log_samples"
             )
-        samples += _read_samples(samples_file, task_condition, task_seed, family, split, str(results_file))
+        samples += _read_samples(samples_file, task_condition, data_seed, train_seed, family, split, str(results_file))
     if not tasks:
         raise CompareError(f"{results_file}: no icl_ft_* task in it; run lm_eval with --tasks icl_ft_<family>...")
     info = RunInfo(
         results_file=str(results_file),
         conditions=tuple(dict.fromkeys(conditions)),
-        seed=next(iter(seeds)) if len(seeds) == 1 else None,
+        data_seed=next(iter(data_seeds)) if len(data_seeds) == 1 else None,
+        train_seed=train_seed,
         model=str(model_args.get("pretrained", results.get("model_name", "?"))),
         adapter=adapter,
         tasks=tasks,
@@ -175,7 +176,7 @@ def _read_run(
     return info, samples
 
 
-def _read_samples(path: Path, condition, seed, family, split, run) -> list[Sample]:
+def _read_samples(path: Path, condition, data_seed, train_seed, family, split, run) -> list[Sample]:
     fix = "rerun lm_eval with --log_samples for that task"
     rows, seen = [], set()
     try:
@@ -200,7 +201,8 @@ def _read_samples(path: Path, condition, seed, family, split, run) -> list[Sampl
             rows.append(
                 Sample(
                     condition=condition,
-                    seed=seed,
+                    data_seed=data_seed,
+                    train_seed=train_seed,
                     family=family,
                     split=split,
                     key=key,
@@ -220,43 +222,44 @@ def _read_samples(path: Path, condition, seed, family, split, run) -> list[Sampl
 
 
 def is_study_dir(path: Path) -> bool:
-    return (path / "cells").is_dir()
+    return (path / CELLS_DIR).is_dir()
 
 
 def _load_study(run_dir: Path) -> tuple[list[RunInfo], list[Sample], list[MissingCell]]:
     runs, samples, missing = [], [], []
-    for cell_json in sorted((run_dir / "cells").glob("*/cell.json")):
+    for cell_json in sorted((run_dir / CELLS_DIR).glob(f"*/{CELL_FILE}")):
         cell_dir = cell_json.parent
         cell = _read_json(cell_json, "rerun that cell of the study (or delete its directory)")
         if not isinstance(cell, dict) or "condition" not in cell or "status" not in cell:
             raise CompareError(
                 f"{cell_json}: not a study cell record (needs 'condition' and 'status'); rerun that cell"
             )
+        train_seed = cell.get("train_seed", cell.get("seed"))  # older cells say "seed"
         if cell["status"] != "done":
             missing.append(
                 MissingCell(
                     cell_dir.name,
                     cell["condition"],
                     cell.get("family", "?"),
-                    cell.get("seed"),
+                    train_seed,
                     cell["status"],
                     cell.get("error"),
                 )
             )
             continue
-        model_dirs = sorted({p.parent for p in (cell_dir / "lm_eval").rglob("results_*.json")})
+        model_dirs = sorted({p.parent for p in (cell_dir / LM_EVAL_DIR).rglob("results_*.json")})
         if not model_dirs:
             raise CompareError(
-                f"{cell_dir}: marked done but no results_*.json under {cell_dir / 'lm_eval'}; rerun that cell"
+                f"{cell_dir}: marked done but no results_*.json under {cell_dir / LM_EVAL_DIR}; rerun that cell"
             )
         for model_dir in model_dirs:
             info, rows = _read_run(
-                _newest_results(model_dir), condition=cell["condition"], seed=cell.get("seed"), cell=cell_dir.name
+                _newest_results(model_dir), condition=cell["condition"], train_seed=train_seed, cell=cell_dir.name
             )
             runs.append(info)
             samples += rows
     if not runs and not missing:
-        raise CompareError(f"{run_dir}: no cells/*/cell.json in it; pass the RUN_DIR that `icl-ft study` wrote")
+        raise CompareError(f"{run_dir}: no {CELLS_DIR}/*/{CELL_FILE} in it; pass the RUN_DIR that `icl-ft study` wrote")
     return runs, samples, missing
 
 
@@ -294,11 +297,11 @@ def load_runs(paths: list[Path]) -> Loaded:
 def _check_duplicates(samples: list[Sample]) -> None:
     seen: dict[tuple, str] = {}
     for s in samples:
-        unit = (s.condition, s.seed, s.family, s.split)
+        unit = (s.condition, s.data_seed, s.train_seed, s.family, s.split)
         if seen.setdefault(unit, s.run) != s.run:
             raise CompareError(
-                f"condition {s.condition} (seed {s.seed}) scores {s.family}/{s.split} in two runs: {seen[unit]} and "
-                f"{s.run}; pass only one of them"
+                f"condition {s.condition} (data seed {s.data_seed}, training seed {s.train_seed}) scores "
+                f"{s.family}/{s.split} in two runs: {seen[unit]} and {s.run}; pass only one of them"
             )
 
 
@@ -310,7 +313,7 @@ def _check_doc_id_joins(samples: list[Sample]) -> tuple[list[Sample], int]:
         return samples, 0
     texts: dict[tuple, set[str]] = {}
     for s in fallback:
-        texts.setdefault((s.family, s.split, s.seed, s.doc_id), set()).add(s.key)
+        texts.setdefault((s.family, s.split, s.data_seed, s.doc_id), set()).add(s.key)
     mismatched = {k for k, v in texts.items() if len(v) > 1}
     if mismatched:
         logger.warning("%d docs share a doc id but differ in query/choices across runs; left unpaired", len(mismatched))

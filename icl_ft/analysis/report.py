@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from icl_ft.analysis.loading import Loaded
 from icl_ft.analysis.summary import Cell, Summary, condition_order, fmt
+from icl_ft_common.io import atomic_write, write_text_atomic
 
 INTERVAL_NOTE = "95% Wilson score intervals over items"
 
@@ -22,7 +20,7 @@ def _cell_text(cell: Cell | None) -> str:
 
 
 def _n_text(cells: list[Cell]) -> str:
-    ns = sorted({c.items_per_seed for c in cells})
+    ns = sorted({c.items_per_run for c in cells})
     return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
 
 
@@ -35,7 +33,7 @@ def _grid(summary: Summary) -> tuple[list[str], list[list[str]]]:
     ]
     per_split = [[c for c in summary.cells if (c.family, c.split) == fs] for fs in summary.splits]
     rows.append(["chance", *(fmt(max(c.chance for c in cells)) for cells in per_split)])
-    rows.append(["n items", *(_n_text(cells) for cells in per_split)])  # per seed: pooled n is in the details
+    rows.append(["n items", *(_n_text(cells) for cells in per_split)])  # per run: pooled n is in the details
     return header, rows
 
 
@@ -46,7 +44,7 @@ def text_table(summary: Summary) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     footer = f"accuracy ({INTERVAL_NOTE})"
     if any(c.spread for c in summary.cells):
-        footer += "; * mean over seeds, interval at one seed's items, per-seed spread in report.md"
+        footer += "; * mean over seeds, interval at one run's items, per-seed spread in report.md"
     return "\n".join([*lines, footer])
 
 
@@ -61,10 +59,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _seeds_text(cell: Cell) -> str:
     if not cell.spread:
-        (seed,) = cell.seeds
-        return "–" if seed is None else f"seed {seed}"
+        (seeds,) = cell.runs
+        return seeds.describe()
     s = cell.spread
-    return f"{len(s.values)} seeds: mean {s.mean:.2f}, range {s.low:.2f}–{s.high:.2f}, sd {s.sd:.2f}"
+    runs = "; ".join(seeds.describe() for seeds in cell.runs)
+    return f"{len(s.values)} seeds ({runs}): mean {s.mean:.2f}, range {s.low:.2f}–{s.high:.2f}, sd {s.sd:.2f}"
+
+
+def _seed(value: int | None) -> str:
+    return "–" if value is None else str(value)
 
 
 def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str:
@@ -80,16 +83,25 @@ def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str
     lines += ["## Accuracy", "", f"Accuracy from the per-item `acc` of lm-eval's samples, {INTERVAL_NOTE}. "]
     lines[-1] += (
         "Chance is the mean over items of 1 / number of choices. * = mean over several seeds; its interval uses one "
-        "seed's number of items (seeds scoring the same items add none), and the dots in the figure are the seeds."
+        "run's number of items (runs scoring the same items add none), and the dots in the figure are the runs."
     )
     lines += ["", *_md_table(header, rows), ""]
 
     lines += ["### Per condition and split", ""]
     detail = [
-        [c.family, c.split, c.condition, str(c.items_per_seed), fmt(c.acc, 3),
-         f"{fmt(c.interval[0], 3)}–{fmt(c.interval[1], 3)}", fmt(c.acc_norm, 3), fmt(c.chance, 3), _seeds_text(c)]
+        [
+            c.family,
+            c.split,
+            c.condition,
+            str(c.items_per_run),
+            fmt(c.acc, 3),
+            f"{fmt(c.interval[0], 3)}–{fmt(c.interval[1], 3)}",
+            fmt(c.acc_norm, 3),
+            fmt(c.chance, 3),
+            _seeds_text(c),
+        ]
         for c in summary.cells
-    ]  # fmt: skip
+    ]
     lines += _md_table(
         ["family", "split", "condition", "n items", "acc", "95% CI", "acc_norm", "chance", "seeds"], detail
     )
@@ -104,12 +116,38 @@ def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str
             "",
         ]
         pair_rows = [
-            [p.family, p.split, p.a, p.b, "–" if p.seed is None else str(p.seed), str(p.test.n), fmt(p.test.acc_a, 3),
-             fmt(p.test.acc_b, 3), str(p.test.only_a), str(p.test.only_b), f"{p.test.p_value:.3g}"]
+            [
+                p.family,
+                p.split,
+                p.a,
+                p.b,
+                _seed(p.seeds.data_seed),
+                _seed(p.seeds.train_seed),
+                str(p.test.n),
+                fmt(p.test.acc_a, 3),
+                fmt(p.test.acc_b, 3),
+                str(p.test.only_a),
+                str(p.test.only_b),
+                f"{p.test.p_value:.3g}",
+            ]
             for p in summary.pairs
-        ]  # fmt: skip
+        ]
         lines += _md_table(
-            ["family", "split", "A", "B", "seed", "n paired", "acc A", "acc B", "only A", "only B", "p"], pair_rows
+            [
+                "family",
+                "split",
+                "A",
+                "B",
+                "data seed",
+                "train seed",
+                "n paired",
+                "acc A",
+                "acc B",
+                "only A",
+                "only B",
+                "p",
+            ],
+            pair_rows,
         )
     else:
         lines += ["No two conditions scored the same items."]
@@ -123,15 +161,18 @@ def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str
     if summary.consistency:
         lines += [
             (
-                "Items asked in several phrasings (docs sharing an `item_id`; items with one phrasing scored are skipped): "
-                "fraction with every phrasing correct, and fraction whose phrasings agree (all right or all wrong)."
+                "Items asked in several phrasings (docs sharing an `item_id`; items with one phrasing scored are "
+                "skipped): fraction with every phrasing correct, and fraction whose phrasings agree (all right or "
+                "all wrong)."
             ),
             "",
         ]
         cons_rows = [
             [family, split, condition, str(c.items), fmt(c.all_correct, 3), fmt(c.agree, 3)]
-            for (condition, family, split), c in sorted(summary.consistency.items(), key=lambda kv: (kv[0][1], kv[0][2], condition_order(kv[0][0])))
-        ]  # fmt: skip
+            for (condition, family, split), c in sorted(
+                summary.consistency.items(), key=lambda kv: (kv[0][1], kv[0][2], condition_order(kv[0][0]))
+            )
+        ]
         lines += _md_table(["family", "split", "condition", "items", "all correct", "agree"], cons_rows)
     else:
         lines += ["No task in these runs provides several phrasings of an item."]
@@ -139,22 +180,43 @@ def markdown_report(summary: Summary, loaded: Loaded, sources: list[str]) -> str
     lines += ["", "## Missing cells", ""]
     if loaded.missing:
         missing_rows = [
-            [m.cell, m.condition, m.family, "–" if m.seed is None else str(m.seed), m.status, m.error or ""]
-            for m in loaded.missing
+            [m.cell, m.condition, m.family, _seed(m.train_seed), m.status, m.error or ""] for m in loaded.missing
         ]
-        lines += _md_table(["cell", "condition", "family", "seed", "status", "error"], missing_rows)
+        lines += _md_table(["cell", "condition", "family", "train seed", "status", "error"], missing_rows)
     else:
         lines += ["None."]
 
     lines += ["", "## Provenance", ""]
     prov_rows = [
-        [r.cell or "", ", ".join(r.conditions), r.model, r.adapter or "–", "–" if r.seed is None else str(r.seed),
-         fmt(r.limit, 0) if r.limit else "–", r.lm_eval_version, r.transformers_version,
-         ", ".join(f"{t} v{v}" for t, v in r.tasks.items()), f"`{r.results_file}`"]
+        [
+            r.cell or "",
+            ", ".join(r.conditions),
+            r.model,
+            r.adapter or "–",
+            _seed(r.data_seed),
+            _seed(r.train_seed),
+            fmt(r.limit, 0) if r.limit else "–",
+            r.lm_eval_version,
+            r.transformers_version,
+            ", ".join(f"{t} v{v}" for t, v in r.tasks.items()),
+            f"`{r.results_file}`",
+        ]
         for r in loaded.runs
-    ]  # fmt: skip
+    ]
     lines += _md_table(
-        ["cell", "conditions", "model", "adapter", "seed", "limit", "lm-eval", "transformers", "tasks", "results file"],
+        [
+            "cell",
+            "conditions",
+            "model",
+            "adapter",
+            "data seed",
+            "train seed",
+            "limit",
+            "lm-eval",
+            "transformers",
+            "tasks",
+            "results file",
+        ],
         prov_rows,
     )
     return "\n".join(lines) + "\n"
@@ -173,9 +235,13 @@ def figure(summary: Summary, path: Path) -> None:
     families = sorted({f for f, _ in summary.splits})
     splits_of = {f: [s for fam, s in summary.splits if fam == f] for f in families}
     fig, axes = plt.subplots(
-        1, len(families), figsize=(max(4.0, 1.6 * len(summary.splits) + 1.5 * len(families)), 3.6), squeeze=False,
-        sharey=True, width_ratios=[max(1, len(splits_of[f])) for f in families],
-    )  # fmt: skip
+        1,
+        len(families),
+        figsize=(max(4.0, 1.6 * len(summary.splits) + 1.5 * len(families)), 3.6),
+        squeeze=False,
+        sharey=True,
+        width_ratios=[max(1, len(splits_of[f])) for f in families],
+    )
     width = 0.8 / len(conditions)
     for ax, family in zip(axes[0], families):
         for x, split in enumerate(splits_of[family]):
@@ -200,26 +266,9 @@ def figure(summary: Summary, path: Path) -> None:
     handles.append(plt.Line2D([], [], color="grey", linestyle="dashed"))
     fig.legend(handles, [*conditions, "chance"], loc="upper center", ncol=min(len(conditions) + 1, 7), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.88))
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=150, format="png"))
     plt.close(fig)
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temp file in the same directory, then os.replace: a reader (or a crash)
-    never sees a half-written report, and the previous one survives a failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the report private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    write_text_atomic(path, text)

@@ -6,9 +6,11 @@ import dataclasses
 import itertools
 import math
 from collections import defaultdict
+from typing import NamedTuple
 
-from icl_ft.analysis.loading import CONDITIONS, Loaded, Sample
+from icl_ft.analysis.loading import Loaded, Sample
 from icl_ft.analysis.stats import Consistency, McNemar, Spread, paired_test, phrasing_consistency, wilson_interval
+from icl_ft.conditions import CONDITIONS
 
 
 def condition_order(condition: str) -> tuple:
@@ -18,9 +20,24 @@ def condition_order(condition: str) -> tuple:
     return (1, 0, condition)
 
 
+class Seeds(NamedTuple):
+    """What tells two runs of one condition apart: the data they were scored on and the adapter's training."""
+
+    data_seed: int | None
+    train_seed: int | None
+
+    def describe(self) -> str:
+        parts = [f"{name} {value}" for name, value in (("data seed", self.data_seed), ("train seed", self.train_seed))]
+        return ", ".join(part for part, value in zip(parts, self) if value is not None) or "–"
+
+
+def _seeds_key(seeds: Seeds) -> tuple:
+    return tuple((value is None, value or 0) for value in seeds)
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """Accuracy of one condition on one split, pooled over its seeds."""
+    """Accuracy of one condition on one split, pooled over its runs (one per data and training seed)."""
 
     condition: str
     family: str
@@ -29,25 +46,25 @@ class Cell:
     correct: int
     acc_norm: float | None
     chance: float
-    seeds: dict[int | None, float]  # seed -> accuracy of that seed's run
-    items_per_seed: int  # the largest number of items one seed's run scored
+    runs: dict[Seeds, float]  # the seeds of a run -> its accuracy
+    items_per_run: int  # the largest number of items one run scored
 
     @property
     def acc(self) -> float:
-        """Mean over seeds of each seed's accuracy (one seed: its accuracy)."""
-        return sum(self.seeds.values()) / len(self.seeds)
+        """Mean over runs of each run's accuracy (one run: its accuracy)."""
+        return sum(self.runs.values()) / len(self.runs)
 
     @property
     def interval(self) -> tuple[float, float]:
-        """Wilson interval at one seed's number of items: seeds that score the same test
-        items add no items, so pooling their samples would overstate the precision.
-        Seed-to-seed variation is shown separately (`spread`)."""
-        return wilson_interval(self.acc * self.items_per_seed, self.items_per_seed)
+        """Wilson interval at one run's number of items: runs that score the same test items
+        add no items, so pooling their samples would overstate the precision. Run-to-run
+        variation is shown separately (`spread`)."""
+        return wilson_interval(self.acc * self.items_per_run, self.items_per_run)
 
     @property
     def spread(self) -> Spread | None:
-        """Across seeds, when the condition ran with more than one."""
-        return Spread(tuple(self.seeds.values())) if len(self.seeds) > 1 else None
+        """Across runs, when the condition ran with more than one seed."""
+        return Spread(tuple(self.runs.values())) if len(self.runs) > 1 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +73,7 @@ class Pair:
     b: str
     family: str
     split: str
-    seed: int | None  # the seed both sides share; None when one side has no seed
+    seeds: Seeds  # the seeds both sides share; a side without one pairs with each of the other's
     test: McNemar
 
 
@@ -89,8 +106,8 @@ def summarize(loaded: Loaded) -> Summary:
     cells = []
     for (condition, family, split), rows in _group(loaded.samples, "condition", "family", "split").items():
         norms = [s.correct_norm for s in rows if s.correct_norm is not None]
-        by_seed = _group(rows, "seed")
-        seeds = {seed: sum(s.correct for s in group) / len(group) for (seed,), group in by_seed.items()}
+        by_run = {Seeds(*key): group for key, group in _group(rows, "data_seed", "train_seed").items()}
+        runs = {seeds: sum(s.correct for s in group) / len(group) for seeds, group in by_run.items()}
         cells.append(
             Cell(
                 condition=condition,
@@ -100,28 +117,42 @@ def summarize(loaded: Loaded) -> Summary:
                 correct=sum(s.correct for s in rows),
                 acc_norm=sum(norms) / len(norms) if len(norms) == len(rows) else None,
                 chance=sum(1 / s.n_choices for s in rows if s.n_choices) / len(rows),
-                seeds=dict(sorted(seeds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))),
-                items_per_seed=max(len(group) for group in by_seed.values()),
+                runs=dict(sorted(runs.items(), key=lambda kv: _seeds_key(kv[0]))),
+                items_per_run=max(len(group) for group in by_run.values()),
             )
         )
     cells.sort(key=lambda c: (c.family, c.split, condition_order(c.condition)))
     return Summary(cells, _pairs(loaded.samples), _consistency(loaded.samples))
 
 
+def _shared(a: int | None, b: int | None) -> tuple[bool, int | None]:
+    """(whether two runs' seeds of one kind pair, the seed the pair has): a missing seed pairs with any."""
+    if a is not None and b is not None:
+        return a == b, a
+    return True, a if a is not None else b
+
+
 def _pairs(samples: list[Sample]) -> list[Pair]:
-    """Every two conditions on one split, per seed they share. A side without a seed (e.g.
-    the base model, which has no training seed) pairs with each seed of the other side;
-    items are joined on the doc hash, so runs on different generated data do not pair."""
+    """Every two conditions on one split, per seeds they share. A side without a training seed
+    (e.g. the base model) pairs with each training seed of the other side; items are joined on
+    the doc hash, so runs on different generated data do not pair."""
     pairs = []
     for (family, split), rows in sorted(_group(samples, "family", "split").items()):
-        units = {unit: {s.key: s.correct for s in group} for unit, group in _group(rows, "condition", "seed").items()}
-        ordered = sorted(units, key=lambda u: (condition_order(u[0]), u[1] is None, u[1] or 0))
-        for (cond_a, seed_a), (cond_b, seed_b) in itertools.combinations(ordered, 2):
-            if cond_a == cond_b or (seed_a is not None and seed_b is not None and seed_a != seed_b):
+        units = {
+            (condition, Seeds(data_seed, train_seed)): {s.key: s.correct for s in group}
+            for (condition, data_seed, train_seed), group in _group(
+                rows, "condition", "data_seed", "train_seed"
+            ).items()
+        }
+        ordered = sorted(units, key=lambda u: (condition_order(u[0]), _seeds_key(u[1])))
+        for (cond_a, seeds_a), (cond_b, seeds_b) in itertools.combinations(ordered, 2):
+            data_pairs, data_seed = _shared(seeds_a.data_seed, seeds_b.data_seed)
+            train_pairs, train_seed = _shared(seeds_a.train_seed, seeds_b.train_seed)
+            if cond_a == cond_b or not (data_pairs and train_pairs):
                 continue
-            test = paired_test(units[(cond_a, seed_a)], units[(cond_b, seed_b)])
+            test = paired_test(units[(cond_a, seeds_a)], units[(cond_b, seeds_b)])
             if test.n:
-                pairs.append(Pair(cond_a, cond_b, family, split, seed_a if seed_a is not None else seed_b, test))
+                pairs.append(Pair(cond_a, cond_b, family, split, Seeds(data_seed, train_seed), test))
     return pairs
 
 
@@ -129,7 +160,7 @@ def _consistency(samples: list[Sample]) -> dict[tuple[str, str, str], Consistenc
     result = {}
     with_items = [s for s in samples if s.item_id is not None]
     for (condition, family, split), rows in sorted(_group(with_items, "condition", "family", "split").items()):
-        items = _group(rows, "seed", "item_id")
+        items = _group(rows, "data_seed", "train_seed", "item_id")
         consistency = phrasing_consistency([s.correct for s in group] for group in items.values())
         if consistency.items:
             result[(condition, family, split)] = consistency

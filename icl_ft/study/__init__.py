@@ -1,13 +1,14 @@
 """`icl-ft study`: the paper's grid of conditions on the same test items, resumable.
 
-    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic \\
-        --out runs/study-small
-    icl-ft study ... --seeds 1,2,3 --oracle          # more seeds, plus the oracle-augmentation control
+    icl-ft study --model $(icl-ft model path) \\
+        --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output runs/study-small
+    icl-ft study ... --train-seeds 1,2,3 --oracle    # more training seeds, plus the oracle-augmentation control
 
 Steps are dependencies, each done iff its atomic output exists:
-augment data (per family and mode) -> adapters (per family, condition, seed) -> scoring cells.
-`plan` resolves presets and flags into a `StudyPlan` (written as RUN_DIR/study.json);
-`cells` reads and writes the per-cell state files; `runner` executes what is not done yet.
+augment data (per family and mode) -> adapters (per family, condition, training seed) -> scoring cells.
+`config` holds the command's settings (`StudyConfig`); `plan` resolves them over a preset into
+a `StudyPlan` (written as RUN_DIR/study.json); `cells` names the steps and reads and writes their
+state; `runner` executes what is not done yet (`execute_step`, behind an `Executor`).
 """
 
 

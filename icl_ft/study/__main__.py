@@ -1,7 +1,9 @@
 """Command line of `icl-ft study` (also `python -m icl_ft.study`).
 
-    icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic \\
-        --out runs/study-small
+    icl-ft study --model $(icl-ft model path) \\
+        --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output runs/study-small
+
+Every flag is a field of icl_ft.study.config.StudyConfig (`--help` lists them with their defaults).
 """
 
 from __future__ import annotations
@@ -11,35 +13,17 @@ import logging
 import sys
 import time
 
+PROG = "icl-ft study"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from icl_ft.study.plan import CONDITIONS, DEFAULT_CONDITIONS
+    from icl_ft.study.config import StudyConfig
+    from icl_ft_common.config import add_arguments as add_config_arguments
 
-    parser.add_argument("--model", required=True, help="base model: a Hugging Face model directory")
-    parser.add_argument(
-        "--tasks",
-        required=True,
-        help="comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic",
-    )
-    parser.add_argument("--out", required=True, help="run directory; rerun the same command to resume")
-    parser.add_argument("--preset", default="small", help="small (CPU, default) or paper (GPU scale)")
-    parser.add_argument("--seeds", default="0", help="finetuning seeds, comma-separated, e.g. 1,2,3")
-    parser.add_argument(
-        "--conditions", default=None, help=f"subset of {','.join(CONDITIONS)} [default: {','.join(DEFAULT_CONDITIONS)}]"
-    )
-    parser.add_argument("--oracle", action="store_true", help="add ft_oracle (FT + the generator's oracle statements)")
-    parser.add_argument("--limit", type=int, default=None, help="test items per split (overrides the preset)")
-    parser.add_argument("--steps", type=int, default=None, help="finetuning steps per adapter (overrides the preset)")
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0 = the preset's; small: 1, paper: one per core)"
-    )
+    add_config_arguments(parser, StudyConfig, PROG)
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    from icl_ft.study import StudyError
-    from icl_ft.study.plan import build_plan
-    from icl_ft.study.runner import run_study
-
+def _quiet_libraries() -> None:
     progress = logging.getLogger("icl_ft.study")
     if not progress.handlers:  # progress lines go to stderr whatever the global log level
         handler = logging.StreamHandler(sys.stderr)
@@ -51,22 +35,40 @@ def run_cli(args: argparse.Namespace) -> int:
     for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from icl_ft.study import StudyError
+    from icl_ft.study.config import StudyConfig
+    from icl_ft.study.plan import build_plan
+    from icl_ft.study.runner import run_study
+    from icl_ft_common.config import ConfigError, values_from_namespace
+
     started = time.monotonic()
+    cfg = None
     try:
-        plan = build_plan(
-            args.model, args.tasks, preset=args.preset, seeds=args.seeds, conditions=args.conditions,
-            oracle=args.oracle, limit=args.limit, steps=args.steps, threads=args.threads,
-        )  # fmt: skip
-        outcome = run_study(plan, args.out)
-    except StudyError as err:
-        print(f"icl-ft study: error: {err}", file=sys.stderr)
+        values, _ = values_from_namespace(StudyConfig, args, PROG)
+        cfg = StudyConfig(**values)
+        missing = [f"--{name}" for name in ("model", "tasks", "output") if not getattr(cfg, name)]
+        if missing:
+            raise StudyError(
+                f"{', '.join(missing)} required; e.g. icl-ft study --model $(icl-ft model path) "
+                "--tasks icl_ft_reversal --output runs/study"
+            )
+        plan = build_plan(cfg)
+        _quiet_libraries()
+        outcome = run_study(plan, cfg.output)
+    except (ConfigError, StudyError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"icl-ft study: interrupted; rerun the same command to resume {args.out}", file=sys.stderr)
+        print(f"{PROG}: interrupted; rerun the same command to resume {cfg.output if cfg else ''}", file=sys.stderr)
         return 130
     seconds = {kind: round(s) for kind, s in outcome.seconds_by_kind.items()}
-    print(f"study {outcome.run_dir}: {len(outcome.done)} steps run, {len(outcome.skipped)} already done, "
-          f"{len(outcome.failed)} failed; {time.monotonic() - started:.0f}s (by kind: {seconds})")  # fmt: skip
+    print(
+        f"study {outcome.run_dir}: {len(outcome.done)} steps run, {len(outcome.skipped)} already done, "
+        f"{len(outcome.failed)} failed; {time.monotonic() - started:.0f}s (by kind: {seconds})"
+    )
     for label, error in outcome.failed.items():
         print(f"  FAILED {label}: {error}")
     _print_analysis(outcome.run_dir)

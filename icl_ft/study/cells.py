@@ -1,8 +1,8 @@
-"""The steps of a study and their on-disk state.
+"""The steps of a study and their on-disk state (file names: icl_ft_common.artifacts).
 
     RUN_DIR/study.json                          the resolved plan
     RUN_DIR/augment/<family>-<mode>.jsonl       (+ .summary.json) augmented training rows
-    RUN_DIR/adapters/<family>-<condition>-seed<k>/   LoRA adapters (finetune's atomic output)
+    RUN_DIR/adapters/<family>-<condition>-seed<k>/   LoRA adapters (finetune's atomic output); k: training seed
     RUN_DIR/cells/<cell_id>/cell.json           a scoring cell's state (written atomically)
     RUN_DIR/cells/<cell_id>/lm_eval/            lm-eval's own results and samples files
 
@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from icl_ft.study.plan import AUGMENT_MODE, StudyPlan
-
-CELL_FILE = "cell.json"
-LM_EVAL_DIR = "lm_eval"
-ADAPTER_PROVENANCE = "icl_ft_provenance.json"
+from icl_ft.conditions import AUGMENT_MODE
+from icl_ft.study.plan import StudyPlan
+from icl_ft_common.artifacts import (
+    ADAPTERS_DIR,
+    AUGMENT_DIR,
+    CELL_FILE,
+    CELLS_DIR,
+    LM_EVAL_DIR,
+    PLAN_FILE,
+    PROVENANCE_FILE,
+    summary_path,
+)
+from icl_ft_common.io import write_json_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,29 +39,19 @@ class Step:
     family: str
     condition: str | None = None  # adapter and cell steps
     mode: str | None = None  # augment steps
-    seed: int | None = None  # adapter steps and trained cells
+    train_seed: int | None = None  # adapter steps and trained cells
 
     @property
     def id(self) -> str:
+        """`<family>-<mode>` or `<family>-<condition>[-seed<training seed>]`: a directory name of RUN_DIR."""
         if self.kind == "augment":
             return f"{self.family}-{self.mode}"
-        suffix = f"-seed{self.seed}" if self.seed is not None else ""
+        suffix = f"-seed{self.train_seed}" if self.train_seed is not None else ""
         return f"{self.family}-{self.condition}{suffix}"
 
     @property
     def label(self) -> str:
         return f"{self.kind} {self.id}"
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def steps_of(plan: StudyPlan) -> list[Step]:
@@ -67,13 +64,13 @@ def steps_of(plan: StudyPlan) -> list[Step]:
             if mode:
                 steps.append(Step("augment", family, mode=mode))
     for family in plan.families:
-        for seed in plan.seeds:
+        for seed in plan.train_seeds:
             for condition in trained:
-                steps.append(Step("adapter", family, condition=condition, seed=seed))
+                steps.append(Step("adapter", family, condition=condition, train_seed=seed))
     for family in plan.families:
         for condition in plan.conditions:
             if condition in AUGMENT_MODE:
-                steps.extend(Step("cell", family, condition=condition, seed=seed) for seed in plan.seeds)
+                steps.extend(Step("cell", family, condition=condition, train_seed=seed) for seed in plan.train_seeds)
             else:
                 steps.append(Step("cell", family, condition=condition))
     return steps
@@ -84,7 +81,7 @@ def dependencies(step: Step) -> list[Step]:
         mode = AUGMENT_MODE[step.condition]
         return [Step("augment", step.family, mode=mode)] if mode else []
     if step.kind == "cell" and step.condition in AUGMENT_MODE:
-        return [Step("adapter", step.family, condition=step.condition, seed=step.seed)]
+        return [Step("adapter", step.family, condition=step.condition, train_seed=step.train_seed)]
     return []
 
 
@@ -94,16 +91,16 @@ class RunDir:
 
     @property
     def plan_file(self) -> Path:
-        return self.root / "study.json"
+        return self.root / PLAN_FILE
 
     def augment_output(self, family: str, mode: str) -> Path:
-        return self.root / "augment" / f"{family}-{mode}.jsonl"
+        return self.root / AUGMENT_DIR / f"{family}-{mode}.jsonl"
 
     def adapter_dir(self, step: Step) -> Path:
-        return self.root / "adapters" / f"{step.family}-{step.condition}-seed{step.seed}"
+        return self.root / ADAPTERS_DIR / Step("adapter", step.family, step.condition, train_seed=step.train_seed).id
 
     def cell_dir(self, step: Step) -> Path:
-        return self.root / "cells" / step.id
+        return self.root / CELLS_DIR / step.id
 
     def output_of(self, step: Step) -> Path:
         if step.kind == "augment":
@@ -117,9 +114,9 @@ class RunDir:
     def is_done(self, step: Step) -> bool:
         if step.kind == "augment":
             output = self.augment_output(step.family, step.mode)
-            return output.is_file() and output.with_name(output.stem + ".summary.json").is_file()
+            return output.is_file() and summary_path(output).is_file()
         if step.kind == "adapter":
-            return _parses(self.adapter_dir(step) / ADAPTER_PROVENANCE)
+            return _parses(self.adapter_dir(step) / PROVENANCE_FILE)
         state = self.read_cell(step)
         return bool(state) and state.get("status") == "done" and results_file(self.cell_dir(step)) is not None
 

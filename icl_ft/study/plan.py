@@ -1,9 +1,15 @@
-"""Presets (as data) and the resolved plan of a study run (RUN_DIR/study.json).
+"""Presets and the resolved plan of a study run (RUN_DIR/study.json).
 
-A preset fixes everything that decides what the numbers mean: the data options of every
-family (applied alike to the ICL prompt, the adapters' training data and the scored test
-items, so all conditions score the same items), the finetuning and augmentation settings
-and the scoring limit. Flags override single settings (`--steps`, `--limit`, ...).
+A preset fixes everything that decides what the numbers mean: the finetuning and augmentation
+settings (typed `FinetuneConfig` / `AugmentConfig` settings, checked when the preset is
+defined), the scoring limit and the data seed. Each family declares its own data options per
+preset (`FamilySpec.study.options`); they apply alike to the ICL prompt, the adapters' training
+data and the scored test items, so all conditions score the same items. Flags override single
+settings (`--steps`, `--limit`, `--family-option`, ...).
+
+`build_plan` checks everything before any work starts: it builds the finetune and augment
+config of every step the plan will run, so an unknown or invalid setting, preset or family
+option is a StudyError at plan time, not when a step runs.
 """
 
 from __future__ import annotations
@@ -13,48 +19,63 @@ import json
 from pathlib import Path
 from typing import Any
 
+from augment.config import AugmentConfig
+from finetune.config import FinetuneConfig
+from icl_ft.conditions import AUGMENT_MODE, CONDITIONS
 from icl_ft.study import StudyError
+from icl_ft.study.config import StudyConfig
+from icl_ft_common.config import ConfigError, check_values
 
-# Conditions in the order of the paper's figures. `base` scores the FT prompts (no context) on
-# the base model: the contamination control, expected at chance.
-CONDITIONS = ("base", "icl", "ft", "ft_local", "ft_global", "ft_oracle")
-DEFAULT_CONDITIONS = ("base", "icl", "ft", "ft_local", "ft_global")
-# Condition -> augmentation mode whose rows are added to the training data (None: original data only).
-AUGMENT_MODE = {"ft": None, "ft_local": "local", "ft_global": "global", "ft_oracle": "oracle"}
-TRAINED = tuple(AUGMENT_MODE)
-SCHEMA_VERSION = 1
+# study.json's layout. 1: `seeds` (the training seeds); 2: `train_seeds`. Older plans are read
+# through `StudyPlan.from_dict`, which renames their keys, so old run directories still resume.
+SCHEMA_VERSION = 2
 # Plan keys that a rerun may change without invalidating finished work: the run is extended
 # (more seeds, conditions or families) or only its speed changes.
-EXTENSIBLE_KEYS = frozenset({"seeds", "conditions", "families", "tasks", "threads", "package_version"})
+EXTENSIBLE_KEYS = frozenset({"train_seeds", "conditions", "families", "tasks", "threads", "package_version"})
+# Settings the study itself gives every step: a preset must not set them.
+STEP_FINETUNE_FIELDS = frozenset(
+    {"family", "output", "model", "data_seed", "family_options", "extra_data", "train_seed", "resume", "overwrite"}
+)
+STEP_AUGMENT_FIELDS = frozenset({"mode", "family", "data_seed", "family_options", "output", "model", "overwrite"})
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
+    """`finetune`: FinetuneConfig settings shared by every adapter; `augment`: augment mode ->
+    AugmentConfig settings. Both are typed and checked (unknown names rejected) on creation."""
+
     name: str
     description: str
-    data_seed: int = 0
-    # family -> generator options (lm-eval --metadata, finetune --family-options, augment --family-option)
-    family_options: dict = dataclasses.field(default_factory=dict)
-    # FinetuneConfig fields shared by every adapter
-    finetune: dict = dataclasses.field(default_factory=dict)
-    # augment mode -> AugmentConfig fields
-    augment: dict = dataclasses.field(default_factory=dict)
-    # lm-eval --limit per leaf task (None: every test item)
-    limit: int | None = None
+    finetune: dict[str, Any] = dataclasses.field(default_factory=dict)
+    augment: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    limit: int | None = None  # lm-eval --limit per leaf task (None: every test item)
     batch_size: int = 1  # lm-eval batch size of the scoring cells
     threads: int = 0  # torch CPU threads (0: torch's default, one per core)
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        finetune = _preset_settings(
+            FinetuneConfig, self.finetune, STEP_FINETUNE_FIELDS, f"preset {self.name!r} finetune"
+        )
+        augment = {
+            mode: _preset_settings(AugmentConfig, values, STEP_AUGMENT_FIELDS, f"preset {self.name!r} augment {mode}")
+            for mode, values in self.augment.items()
+        }
+        object.__setattr__(self, "finetune", finetune)
+        object.__setattr__(self, "augment", augment)
+
+
+def _preset_settings(cls: type, values: dict[str, Any], reserved: frozenset[str], where: str) -> dict[str, Any]:
+    taken = sorted(set(values) & reserved)
+    if taken:
+        raise ConfigError(f"{where} sets {taken}, which the study sets for every step")
+    return check_values(cls, values, where=where)
 
 
 PRESETS = {
     "small": Preset(
         name="small",
         description="CPU demo: small data, short training, limited global augmentation (< 30 min on 2 busy cores)",
-        family_options={
-            "reversal": {"num_facts": 20, "examples_per_fact": 5},
-            "syllogism": {"num_items": 24},
-            "semantic": {"preset": "small"},
-            "reversal_curse": {"num_celebrities": 16, "train_phrasings": 4},
-        },
         # 60 steps of 8 units: ~5 passes over the reversal set, 20 over the syllogisms, ~1.5 over
         # the semantic sentences. The learning rate is above the paper's 3e-4 because so few
         # steps barely move a LoRA adapter at 3e-4.
@@ -67,7 +88,7 @@ PRESETS = {
             "logging_steps": 10,
             "verify_texts": 8,
             "precision": "auto",
-        },  # fmt: skip
+        },
         # Local augmentation of every fact; global augmentation of 16 documents per family (each
         # generation sees the facts in context, trimmed to 1500 tokens).
         augment={
@@ -78,7 +99,7 @@ PRESETS = {
                 "limit": 16,
                 "context_token_budget": 1500,
                 "context": "facts",
-            },  # fmt: skip
+            },
             "oracle": {},
         },
         limit=20,
@@ -93,7 +114,6 @@ PRESETS = {
     "paper": Preset(
         name="paper",
         description="GPU scale: the families' full data, paper step counts (200-1000), every test item",
-        family_options={"semantic": {"preset": "paper"}},
         finetune={"batch_size": 8, "learning_rate": 3e-4, "min_steps": 200, "max_steps": 1000},
         augment={"local": {}, "global": {}, "oracle": {}},
         limit=None,
@@ -107,12 +127,12 @@ class StudyPlan:
     model: str
     families: list[str]
     preset: str
-    seeds: list[int]
+    train_seeds: list[int]
     conditions: list[str]
     data_seed: int
-    family_options: dict
-    finetune: dict
-    augment: dict
+    family_options: dict  # family -> typed generator options
+    finetune: dict  # FinetuneConfig settings of every adapter
+    augment: dict  # augment mode -> AugmentConfig settings
     limit: int | None
     batch_size: int
     threads: int
@@ -121,35 +141,76 @@ class StudyPlan:
 
     @property
     def tasks(self) -> list[str]:
-        return [f"icl_ft_{family}" for family in self.families]
+        from lm_eval_tasks.families import family_group
+
+        return [family_group(family) for family in self.families]
 
     def options(self, family: str) -> dict[str, Any]:
         return dict(self.family_options.get(family, {}))
 
     def metadata(self, family: str) -> dict[str, Any]:
-        """lm-eval `metadata` of every scoring cell of `family`: the same items for every condition."""
+        """lm-eval `metadata` of every scoring cell of `family`: the same items for every condition.
+
+        lm-eval's metadata spells the data seed `seed` (the task YAMLs' interface)."""
         return {"seed": self.data_seed, **self.options(family)}
+
+    def finetune_config(self, family: str, output: Path, train_seed: int, extra_data: list[str]) -> FinetuneConfig:
+        """The config of one adapter (finetune publishes atomically and resumes from its checkpoints)."""
+        return FinetuneConfig(
+            family=family,
+            output=str(output),
+            model=self.model,
+            data_seed=self.data_seed,
+            family_options=self.options(family),
+            extra_data=list(extra_data),
+            train_seed=train_seed,
+            resume=True,
+            **self.finetune,
+        )
+
+    def augment_config(self, family: str, mode: str, output: Path) -> AugmentConfig:
+        """The config of one augmentation (greedy decoding by default: shared by every training seed)."""
+        return AugmentConfig(
+            mode=mode,
+            family=family,
+            data_seed=self.data_seed,
+            family_options=self.options(family),
+            output=str(output),
+            model=self.model,
+            **self.augment.get(mode, {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "tasks": self.tasks}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StudyPlan:
+        """A plan from study.json, of this schema or an older one."""
+        values = migrate_plan(values)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+def migrate_plan(saved: dict[str, Any]) -> dict[str, Any]:
+    """study.json's values in today's schema (schema 1 named the training seeds `seeds`)."""
+    values = dict(saved)
+    if values.get("schema", 1) < 2 and "seeds" in values:
+        values["train_seeds"] = values.pop("seeds")
+    values["schema"] = SCHEMA_VERSION
+    return values
+
+
 def families_from_tasks(tasks: str) -> list[str]:
     """`icl_ft_reversal,icl_ft_syllogism` (or bare family names) -> families; unknown names are an error."""
-    from lm_eval_tasks.api import FAMILIES
+    from lm_eval_tasks.families import FAMILIES, family_group, family_of_group
 
     families = []
     for name in (t.strip() for t in tasks.split(",")):
         if not name:
             continue
-        family = name.removeprefix("icl_ft_")
-        if family not in FAMILIES:
-            valid = ",".join(f"icl_ft_{f}" for f in FAMILIES)
+        family = family_of_group(name)
+        if family is None:
+            valid = ",".join(family_group(f) for f in FAMILIES)
             raise StudyError(f"unknown task {name!r}; --tasks takes a comma-separated subset of: {valid}")
         if family not in families:
             families.append(family)
@@ -167,26 +228,53 @@ def check_model(model: str) -> str:
     return str(path.resolve())
 
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise StudyError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. --seeds 0,1,2") from None
+def check_train_seeds(seeds: list[int]) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
-        raise StudyError(f"--seeds {text!r}: give distinct integers, e.g. --seeds 0,1,2")
-    return seeds
+        raise StudyError(
+            f"--train-seeds {','.join(map(str, seeds))!r}: give distinct integers, e.g. --train-seeds 0,1,2"
+        )
+    return list(seeds)
 
 
-def parse_conditions(text: str | None, oracle: bool) -> list[str]:
-    conditions = list(DEFAULT_CONDITIONS) if text is None else [c.strip() for c in text.split(",") if c.strip()]
+def check_conditions(conditions: list[str], oracle: bool) -> list[str]:
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise StudyError(f"unknown condition(s) {unknown}; --conditions takes a subset of {','.join(CONDITIONS)}")
-    if oracle and "ft_oracle" not in conditions:
-        conditions.append("ft_oracle")
+    conditions = [*conditions, *(["ft_oracle"] if oracle else [])]
     if not conditions:
         raise StudyError(f"--conditions is empty; choose from {','.join(CONDITIONS)}")
     return [c for c in CONDITIONS if c in conditions]
+
+
+def resolve_family_options(families: list[str], preset: str, given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each family's generator options: its own defaults for the preset, then `--family-option`s.
+
+    A given option is `NAME` (every family of the plan that has that option), `FAMILY.NAME`, or
+    (from YAML) `FAMILY: {NAME: VALUE}`. Values are typed; any name that fits no family is an error.
+    """
+    from lm_eval_tasks.api import family_options, typed_family_options
+    from lm_eval_tasks.families import family_spec
+
+    resolved = {family: dict(family_spec(family).study.options.get(preset, {})) for family in families}
+    for key, value in given.items():
+        scoped = {key: value} if not isinstance(value, dict) else {f"{key}.{name}": v for name, v in value.items()}
+        for name, option_value in scoped.items():
+            family, _, option = name.rpartition(".")
+            if family:
+                if family not in families:
+                    raise StudyError(f"--family-option {name}: {family!r} is not a family of this study ({families})")
+                targets = [family]
+            else:
+                targets = [f for f in families if option in family_options(f)]
+                if not targets:
+                    valid = {f: sorted(family_options(f)) for f in families}
+                    raise StudyError(f"--family-option {option}: no family of this study has it; valid: {valid}")
+            for target in targets:
+                resolved[target][option] = option_value
+    try:
+        return {family: typed_family_options(family, options) for family, options in resolved.items()}
+    except ValueError as err:
+        raise StudyError(f"--family-option: {err}") from None
 
 
 def package_version() -> str:
@@ -198,60 +286,74 @@ def package_version() -> str:
         return "unknown"
 
 
-def build_plan(
-    model: str,
-    tasks: str,
-    preset: str = "small",
-    seeds: str = "0",
-    conditions: str | None = None,
-    oracle: bool = False,
-    limit: int | None = None,
-    steps: int | None = None,
-    threads: int = 0,
-) -> StudyPlan:
-    """Resolve flags over a preset; every bad input is a StudyError before any work starts."""
-    if preset not in PRESETS:
-        raise StudyError(f"unknown --preset {preset!r}; choose one of {sorted(PRESETS)}")
-    families = families_from_tasks(tasks)
-    model_path = check_model(model)
-    chosen = PRESETS[preset]
-    threads = threads or chosen.threads
+def build_plan(cfg: StudyConfig) -> StudyPlan:
+    """Resolve the settings over a preset; every bad input is a StudyError before any work starts."""
+    if cfg.preset not in PRESETS:
+        raise StudyError(f"unknown --preset {cfg.preset!r}; choose one of {sorted(PRESETS)}")
+    families = families_from_tasks(cfg.tasks)
+    model_path = check_model(cfg.model)
+    chosen = PRESETS[cfg.preset]
+    threads = cfg.threads or chosen.threads
     finetune = dict(chosen.finetune)
-    if steps is not None:
-        if steps < 1:
-            raise StudyError(f"--steps {steps} must be >= 1")
-        finetune["steps"] = steps
+    if cfg.steps is not None:
+        if cfg.steps < 1:
+            raise StudyError(f"--steps {cfg.steps} must be >= 1")
+        finetune["steps"] = cfg.steps
     if threads:
         finetune["threads"] = threads
-    if limit is not None and limit < 1:
-        raise StudyError(f"--limit {limit} must be >= 1 (items per test split)")
-    family_options = {f: dict(chosen.family_options.get(f, {})) for f in families}
-    from lm_eval_tasks.api import family_options as known_options
-
-    for family, options in family_options.items():
-        unknown = sorted(set(options) - set(known_options(family)))
-        if unknown:  # a preset bug, but say so clearly
-            raise StudyError(f"preset {preset!r} gives {family} unknown option(s) {unknown}")
-    return StudyPlan(
+    if cfg.limit is not None and cfg.limit < 1:
+        raise StudyError(f"--limit {cfg.limit} must be >= 1 (items per test split)")
+    plan = StudyPlan(
         model=model_path,
         families=families,
-        preset=preset,
-        seeds=parse_seeds(seeds),
-        conditions=parse_conditions(conditions, oracle),
-        data_seed=chosen.data_seed,
-        family_options=family_options,
+        preset=cfg.preset,
+        train_seeds=check_train_seeds(cfg.train_seeds),
+        conditions=check_conditions(cfg.conditions, cfg.oracle),
+        data_seed=chosen.data_seed if cfg.data_seed is None else cfg.data_seed,
+        family_options=resolve_family_options(families, cfg.preset, cfg.family_options),
         finetune=finetune,
         augment={mode: dict(values) for mode, values in chosen.augment.items()},
-        limit=limit if limit is not None else chosen.limit,
+        limit=cfg.limit if cfg.limit is not None else chosen.limit,
         batch_size=chosen.batch_size,
         threads=threads,
         package_version=package_version(),
     )
+    check_steps(plan)
+    return plan
+
+
+def check_steps(plan: StudyPlan) -> None:
+    """Generate every family's data and build the config of every augmentation and adapter the
+    plan runs: an option the generator or a setting a step would reject is reported now, naming
+    the family (and the step). Generation is memoized, so the steps reuse the data."""
+    from lm_eval_tasks.api import generate_family
+    from lm_eval_tasks.families import family_spec
+
+    placeholder = Path("plan-check")
+    for family in plan.families:
+        try:
+            generate_family(family, plan.data_seed, **plan.options(family))
+        except ValueError as err:
+            raise StudyError(
+                f"{family} data (--data-seed {plan.data_seed}, options {plan.options(family)}): {err}"
+            ) from None
+        for condition in plan.conditions:
+            if condition not in AUGMENT_MODE:
+                continue
+            mode = AUGMENT_MODE[condition]
+            try:
+                if mode == "oracle" and not family_spec(family).oracle:
+                    raise ConfigError(f"family {family!r} has no oracle statements; drop ft_oracle for it")
+                if mode:
+                    plan.augment_config(family, mode, placeholder)
+                plan.finetune_config(family, placeholder, plan.train_seeds[0], [])
+            except ConfigError as err:
+                raise StudyError(f"{family} {condition}: {err}") from None
 
 
 def plan_differences(saved: dict[str, Any], plan: StudyPlan) -> list[str]:
     """Keys where `plan` contradicts a run's saved plan (extending a run is not a contradiction)."""
-    current = plan.to_dict()
+    saved, current = migrate_plan(saved), plan.to_dict()
     differing = []
     for key in sorted(set(saved) | set(current)):
         if key in EXTENSIBLE_KEYS or key == "finetune":
@@ -270,12 +372,12 @@ def plan_differences(saved: dict[str, Any], plan: StudyPlan) -> list[str]:
 
 
 def merge_plan(saved: dict[str, Any], plan: StudyPlan) -> StudyPlan:
-    """The plan of an extended run: the union of seeds, conditions and families."""
+    """The plan of an extended run: the union of training seeds, conditions and families."""
     merged = StudyPlan.from_dict(saved)
-    merged.seeds = list(dict.fromkeys([*saved["seeds"], *plan.seeds]))
-    merged.conditions = [c for c in CONDITIONS if c in saved["conditions"] or c in plan.conditions]
-    merged.families = list(dict.fromkeys([*saved["families"], *plan.families]))
-    merged.family_options = {**plan.family_options, **saved["family_options"]}
+    merged.train_seeds = list(dict.fromkeys([*merged.train_seeds, *plan.train_seeds]))
+    merged.conditions = [c for c in CONDITIONS if c in merged.conditions or c in plan.conditions]
+    merged.families = list(dict.fromkeys([*merged.families, *plan.families]))
+    merged.family_options = {**plan.family_options, **merged.family_options}
     merged.threads = plan.threads
     merged.package_version = plan.package_version
     return merged
@@ -290,6 +392,6 @@ def load_saved_plan(path: Path) -> dict[str, Any] | None:
             raise ValueError
     except (OSError, ValueError):
         raise StudyError(
-            f"{path} is not a study plan (unreadable or corrupted); use a new --out or delete it"
+            f"{path} is not a study plan (unreadable or corrupted); use a new --output or delete it"
         ) from None
     return saved

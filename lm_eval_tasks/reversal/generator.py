@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random
 
-from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.lexicon import sample_words
+from lm_eval_tasks.spec import FamilyData
 
 VERSION = "1.1"
 

@@ -34,10 +34,11 @@ import random
 import re
 from pathlib import Path
 
-from lm_eval_tasks.api import FamilyData
+from lm_eval_tasks.reversal_curse.original import load_original
+from lm_eval_tasks.reversal_curse.shared import BLOCK_SIZE, VERSION, blocks_of_four
+from lm_eval_tasks.spec import FamilyData
 
-VERSION = "1.0"
-BLOCK_SIZE = 4  # choices per test item
+__all__ = ["BLOCK_SIZE", "VERSION", "blocks_of_four", "generate"]
 
 # A description is "the <role> of the <kind> <title>" (np) or "<verb> the <kind> <title>" (vp).
 # Roles are gender-neutral and templates say "they", so a name's gender never hints at it.
@@ -261,21 +262,6 @@ def draw_descriptions(count: int, rng: random.Random) -> list[dict[str, str]]:
     return descriptions
 
 
-def blocks_of_four(members: list, rng: random.Random) -> list[tuple[list, int]]:
-    """Shuffle `members` into blocks of BLOCK_SIZE: [(block, number of members it tests)].
-
-    A short last block is filled up with members of the first block; those appear there as
-    distractors only (the generator never needs this, original data may)."""
-    shuffled = rng.sample(members, len(members))
-    blocks = []
-    for start in range(0, len(shuffled), BLOCK_SIZE):
-        block = shuffled[start : start + BLOCK_SIZE]
-        owners = len(block)
-        block += shuffled[: BLOCK_SIZE - owners] if owners < BLOCK_SIZE else []
-        blocks.append((block, owners))
-    return blocks
-
-
 def generate(
     seed: int = 0,
     num_celebrities: int = 64,
@@ -284,8 +270,6 @@ def generate(
     source_dir: str = "",
 ) -> FamilyData:
     if source_dir:
-        from lm_eval_tasks.reversal_curse.original import load_original
-
         return load_original(source_dir, seed)
     if num_celebrities % (2 * BLOCK_SIZE) or not 2 * BLOCK_SIZE <= num_celebrities <= MAX_CELEBRITIES:
         raise ValueError(

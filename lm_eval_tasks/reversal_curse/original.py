@@ -28,13 +28,14 @@ warning; a missing directory or file is a one-line error naming the expected fil
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import re
 from pathlib import Path
 
-from lm_eval_tasks.api import FamilyData
+from icl_ft_common.io import read_jsonl_rows
+from lm_eval_tasks.reversal_curse.shared import BLOCK_SIZE, VERSION, blocks_of_four
+from lm_eval_tasks.spec import FamilyData
 
 logger = logging.getLogger(__name__)
 
@@ -53,32 +54,14 @@ class OriginalDataError(ValueError):
 
 def _read_jsonl(path: Path) -> list[dict[str, str]]:
     """The well-formed rows of one file; malformed ones are counted and logged."""
-    rows, skipped, first_problem = [], 0, ""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                problem = "" if isinstance(row, dict) else "not a JSON object"
-            except json.JSONDecodeError as err:
-                row, problem = None, f"invalid JSON ({err.msg})"
-            if not problem and not all(
-                isinstance(row.get(key), str) and row[key].strip() for key in ("prompt", "completion")
-            ):
-                problem = 'needs non-empty string "prompt" and "completion"'
-            if problem:
-                skipped += 1
-                first_problem = first_problem or f"line {number}: {problem}"
-                continue
-            rows.append({"prompt": row["prompt"], "completion": row["completion"]})
-    if skipped:
-        logger.warning("%s: skipped %d malformed row(s) (first at %s)", path, skipped, first_problem)
-    if not rows:
+    read = read_jsonl_rows(path, required=("prompt", "completion"))
+    if read.skipped:
+        logger.warning(read.describe_skipped(path))
+    if not read.rows:
         raise OriginalDataError(
-            f"{path} has no well-formed rows ({skipped} malformed, first at {first_problem or 'n/a'})"
+            f"{path} has no well-formed rows ({read.skipped} malformed, first at {read.first_problem or 'n/a'})"
         )
-    return rows
+    return [{"prompt": row["prompt"], "completion": row["completion"]} for row in read.rows]
 
 
 def _leading_name(text: str) -> str | None:
@@ -126,8 +109,6 @@ def _people(files: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
 
 
 def load_original(source_dir: str, seed: int = 0) -> FamilyData:
-    from lm_eval_tasks.reversal_curse.generator import BLOCK_SIZE, VERSION, blocks_of_four
-
     directory = _directory(source_dir)
     files = {name: _read_jsonl(directory / name) for name in REQUIRED_FILES}
 

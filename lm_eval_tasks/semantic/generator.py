@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 
-from lm_eval_tasks.api import FamilyData
+from lm_eval_tasks.context_budget import subsample_to_budget
 from lm_eval_tasks.semantic.documents import MIN_SENTENCES, write_documents
 from lm_eval_tasks.semantic.knowledge import (
     Fact,
@@ -44,6 +43,7 @@ from lm_eval_tasks.semantic.language import Vocabulary, build_vocabulary
 from lm_eval_tasks.semantic.questions import build_splits, unaskable_holdouts
 from lm_eval_tasks.semantic.reasoner import Reasoner
 from lm_eval_tasks.semantic.templates import ORACLE_FORWARD, ORACLE_REVERSE, template_kind
+from lm_eval_tasks.spec import FamilyData
 
 logger = logging.getLogger(__name__)
 
@@ -62,34 +62,6 @@ PRESETS = {
     "small": Preset(num_categories=32, num_holdout=4, num_documents=64, max_sentences=8),
     "paper": Preset(num_categories=110, num_holdout=11, num_documents=2200, max_sentences=20),
 }
-# SmolLM2 reads this text at about 3 characters per token (nonsense words split into 2-3
-# pieces); 2.6 keeps the estimate on the safe side. tests/test_semantic_model.py checks it
-# with the real tokenizer.
-CHARS_PER_TOKEN = 2.6
-
-
-def estimate_tokens(text: str) -> int:
-    """A tokenizer-free upper estimate of `text`'s token count (+1 for the line break)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + 1
-
-
-def icl_subsample(texts: list[str], budget: int, rng: random.Random) -> list[str]:
-    """All documents if they fit `budget` estimated tokens, else a random subset that does.
-
-    Documents are drawn in a seeded random order and kept while they fit; the result
-    keeps the training order.
-    """
-    if sum(estimate_tokens(t) for t in texts) <= budget:
-        return list(texts)
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    kept, used = set(), 0
-    for index in order:
-        cost = estimate_tokens(texts[index])
-        if used + cost <= budget:
-            kept.add(index)
-            used += cost
-    return [t for i, t in enumerate(texts) if i in kept]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +143,7 @@ def build_instance(
         for i, d in enumerate(documents)
     ]
     texts = [row["text"] for row in train]
-    icl_facts = icl_subsample(texts, icl_token_budget, random.Random(f"semantic-icl-{seed}"))
+    icl_facts = subsample_to_budget(texts, icl_token_budget, random.Random(f"semantic-icl-{seed}"))
     if len(icl_facts) < len(texts):
         logger.info(
             "ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget

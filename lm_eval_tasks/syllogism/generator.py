@@ -34,8 +34,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from lm_eval_tasks.api import FamilyData
 from lm_eval_tasks.lexicon import sample_words
+from lm_eval_tasks.spec import FamilyData
 
 VERSION = "1.1"
 

