@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 import sympy
 
-from lm_eval_tasks.api import FamilyData
+from lm_eval_tasks.spec import FamilyData
 from lm_eval_tasks.lexicon import sample_words
 from lm_eval_tasks.process import shortcuts
 from lm_eval_tasks.process.calculus import (
