@@ -33,7 +33,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     from augment.io import ResumableWriter
     from augment.items import source_items
     from augment.parsing import DROP_REASONS
-    from augment.prompting import GLOBAL_PROMPT, LOCAL_PROMPT, template_sha256
+    from augment.prompting import prompt_for, template_sha256
     from icl_ft_common.artifacts import dropped_path, summary_path
     from lm_eval_tasks.api import generate_family
 
@@ -42,7 +42,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     items = source_items(data)[: cfg.limit]
     writer = ResumableWriter(cfg.output_path, cfg.settings(), overwrite=cfg.overwrite, saved_settings=saved_settings)
     context_info = None
-    prompt = {"local": LOCAL_PROMPT, "global": GLOBAL_PROMPT}.get(cfg.mode)
+    prompt = prompt_for(cfg.mode, cfg.family)
     if cfg.mode == "oracle":
         from augment.oracle import ORACLE_GENERATOR, run_oracle
 
@@ -69,7 +69,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
         "mode": cfg.mode,
         "generator": generator_name,
         "prompt_version": prompt.version if prompt else None,
-        "prompt_sha256": template_sha256(prompt.version) if prompt else None,
+        "prompt_sha256": template_sha256(prompt.version, prompt.package) if prompt else None,
         "sampling": cfg.sampling() if prompt else None,
         "sample_seed": cfg.sample_seed if prompt else None,
         "data": data.provenance(),

@@ -76,6 +76,23 @@ class StudyDefaults:
 
 
 @dataclasses.dataclass(frozen=True)
+class AugmentPrompt:
+    """A family's own augmentation prompt, used instead of augment's generic one for its mode.
+
+    The template is `lm_eval_tasks/<family>/prompts/<version>.jinja`, rendered with the same
+    variables as the generic one (local: `statement`; global: `context`, `document`).
+    `answer_kind` is the kind of the sentences before any section header of the answer;
+    `stop_strings` end the answer; `require_all_entities` drops a sentence that leaves out
+    one of a one-sentence source's nonsense words (see augment.parsing).
+    """
+
+    version: str
+    answer_kind: str
+    stop_strings: tuple[str, ...]
+    require_all_entities: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class FamilySpec:
     """A family's declaration (its folder's `family.py` defines `SPEC`).
 
@@ -83,7 +100,9 @@ class FamilySpec:
     family's options (lm-eval `--metadata`, `--family-option NAME=VALUE`). `splits` are the test
     splits, each a task `icl_ft_<name>_<split>_{icl,ft}`; `chance` the accuracy of guessing
     uniformly among an item's choices; `oracle` whether `FamilyData.oracle` holds statements
-    (augment's `oracle` mode, the study's `ft_oracle` condition).
+    (augment's `oracle` mode, the study's `ft_oracle` condition). `augment_prompts`: augment
+    mode ("local", "global") -> the family's own prompt (a procedure is restated and applied,
+    not reversed); modes not named use augment's generic prompts.
     """
 
     name: str
@@ -93,3 +112,4 @@ class FamilySpec:
     oracle: bool
     study: StudyDefaults = dataclasses.field(default_factory=StudyDefaults)
     description: str = ""
+    augment_prompts: Mapping[str, AugmentPrompt] = dataclasses.field(default_factory=dict)

@@ -1,7 +1,7 @@
 """The process family as the registry, the study and augment see it (see lm_eval_tasks.spec)."""
 
 from lm_eval_tasks.process.generator import CHOICE_KINDS, PRESETS, SPLITS, generate
-from lm_eval_tasks.spec import FamilySpec, StudyDefaults
+from lm_eval_tasks.spec import AugmentPrompt, FamilySpec, StudyDefaults
 
 SPEC = FamilySpec(
     name="process",
@@ -16,4 +16,11 @@ SPEC = FamilySpec(
         options={"small": {"preset": "small"}, "paper": {"preset": "paper"}},
         augment_items=11 + PRESETS["small"].num_worked,
     ),
+    # A procedure is restated and applied, not reversed: prompts/process-{local,global}-v1.jinja.
+    augment_prompts={
+        "local": AugmentPrompt(version="process-local-v1", answer_kind="rephrase", stop_strings=("Statement:",)),
+        "global": AugmentPrompt(
+            version="process-global-v1", answer_kind="inference", stop_strings=("\n\n", "Fact to think about")
+        ),
+    },
 )
