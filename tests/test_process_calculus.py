@@ -200,7 +200,9 @@ def test_the_parser_refuses_what_is_not_an_expression_of_the_calculus(text):
 
 
 def test_the_parser_reads_usual_spellings():
-    read = lambda text: canonical(parse_expression(text, ["zib", "mof"]))
+    def read(text):
+        return canonical(parse_expression(text, ["zib", "mof"]))
+
     assert read("mof(x)^2") == read("mof(x)**2") == read("mof(x) ** (2)") == read("mof(x)*mof(x)")
     assert read(" zib( x )  +mof(x) ") == "mof(x) + zib(x)"
     assert read("3*x") == "3*x"

@@ -237,7 +237,8 @@ def test_same_seed_gives_the_same_bytes_in_another_process():
         "import hashlib, json\n"
         "from lm_eval_tasks.api import generate_family\n"
         "d = generate_family('process', 0)\n"
-        "print(hashlib.sha256(json.dumps([d.train, d.icl_facts, d.tests, d.oracle], sort_keys=True).encode()).hexdigest())\n"
+        "rows = [d.train, d.icl_facts, d.tests, d.oracle]\n"
+        "print(hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest())\n"
     )
     here = generate_family("process", 0)
     expected = hashlib.sha256(

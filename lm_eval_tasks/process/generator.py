@@ -31,7 +31,6 @@ from collections.abc import Iterable
 
 import sympy
 
-from lm_eval_tasks.spec import FamilyData
 from lm_eval_tasks.lexicon import sample_words
 from lm_eval_tasks.process import shortcuts
 from lm_eval_tasks.process.calculus import (
@@ -47,6 +46,7 @@ from lm_eval_tasks.process.calculus import (
     written,
 )
 from lm_eval_tasks.process.documents import MAX_PHRASINGS, rule_facts, source_of, worked_application
+from lm_eval_tasks.spec import FamilyData
 
 VERSION = "1.0"
 
