@@ -23,8 +23,7 @@ from typing import ClassVar
 import sympy
 from sympy.core.function import AppliedUndef
 
-from lm_eval_tasks.audit.checker import FamilyChecker
-from lm_eval_tasks.audit.heuristics import Heuristic
+from lm_eval_tasks.audit.checker import FamilyChecker, Heuristic
 from lm_eval_tasks.process import shortcuts
 
 X = sympy.Symbol("x")
