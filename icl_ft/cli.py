@@ -7,6 +7,7 @@
     icl-ft augment --mode local --family reversal          # = python -m augment ...
     icl-ft study --model $(icl-ft model path) --tasks icl_ft_reversal --output runs/study   # the grid
     icl-ft compare results/base results/adapter            # accuracy table, McNemar, figure
+    icl-ft audit semantic --family-option preset=paper     # the dataset's card (checks and shortcuts)
 
 Every command's settings go through one mechanism (icl_ft_common.config): `--flag-name`
 spellings shared across commands, defaults in `--help`, deprecated spellings accepted with a
@@ -114,6 +115,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from icl_ft.audit import run_cli
+
+    return run_cli(args)
+
+
 def _study(args: argparse.Namespace) -> int:
     from icl_ft.study.__main__ import run_cli
 
@@ -157,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(compare, CompareCommand, "icl-ft compare", config_file=False)
     compare.set_defaults(run=_compare)
+
+    from icl_ft.audit import AuditCommand
+
+    audit = commands.add_parser("audit", help="a family's dataset card: label validity, coverage, shortcuts, lexicon")
+    add_arguments(audit, AuditCommand, "icl-ft audit", config_file=False)
+    audit.set_defaults(run=_audit)
 
     from icl_ft.study.__main__ import add_arguments as add_study_arguments
 

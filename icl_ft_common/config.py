@@ -57,12 +57,14 @@ def setting(
     pairs: bool = False,
     flag: str | None = None,
     positional: bool = False,
+    repeatable: bool = False,
 ) -> Any:
     """A dataclass field that is a setting. `default` may be a list or dict (copied per instance).
 
     choices: the valid values. old_names: former names of the setting (YAML keys and `--flags`),
     still accepted with a deprecation line. pairs: a dict filled by repeatable `NAME=VALUE` flags.
     flag: the flag's spelling if not `--field-name`. positional: a positional argument instead.
+    repeatable: a list whose flag may be given several times (`--model A --model B` = `--model A,B`).
     """
     metadata = {
         "help": help,
@@ -71,6 +73,7 @@ def setting(
         "pairs": pairs,
         "flag": flag,
         "positional": positional,
+        "repeatable": repeatable,
     }
     if isinstance(default, (list, dict)):
         factory = type(default)
@@ -310,6 +313,15 @@ class _Append(_Store):
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
 
 
+class _Extend(_Store):
+    """A repeatable list flag: the given values join into one comma-separated list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        self.announce(option_string)
+        earlier = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{earlier},{values}" if earlier else values)
+
+
 class _Switch(_Store):
     """`--name` sets True, `--no-name` False."""
 
@@ -402,6 +414,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prog: str, config_
         else:
             choices = metadata.get("choices")
             action, help_text = _Store, _help(field, kind)
+            if metadata.get("repeatable") and kind.base is list:
+                action, help_text = _Extend, help_text + " (repeatable)"
             metavar = "{" + ",".join(map(str, choices)) + "}" if choices else kind.base.__name__.upper()
             if kind.base is list:
                 metavar = f"{kind.item.__name__.upper()}[,...]"

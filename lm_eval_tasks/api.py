@@ -15,20 +15,25 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import datasets
 
-from icl_ft_common.config import parse_bool
+from lm_eval_tasks.errors import DataError, one_line_under_lm_eval
 
 # FamilyData and ORACLE_KINDS are defined in `spec`, FAMILIES in `families`; importable from here too.
 from lm_eval_tasks.families import FAMILIES, family_spec
+from lm_eval_tasks.icl_context import DEFAULT_CONTEXT_TOKENS, GENERIC_OPTIONS, ICL_CONTEXT_CHOICES, scored_view
+from lm_eval_tasks.metadata import coerce_option, model_context_tokens, task_options
 from lm_eval_tasks.spec import ORACLE_KINDS, FamilyData
 
 __all__ = [
     "FAMILIES",
+    "ICL_CONTEXT_CHOICES",
     "ORACLE_KINDS",
+    "DataError",
     "FamilyData",
     "build_task_dataset",
     "family_options",
@@ -36,24 +41,16 @@ __all__ = [
     "load_family",
     "typed_family_options",
 ]
-
-ICL_CONTEXT_CHOICES = ("facts", "train")
+logger = logging.getLogger(__name__)
 
 
 def family_options(family: str) -> dict[str, Any]:
-    """The generator's size/shape options and their defaults (everything but `seed`)."""
+    """The family's data options and their defaults (everything but `seed`).
+
+    The generator's own size/shape options, plus `icl_context` and `icl_token_budget`,
+    which every family takes (see `lm_eval_tasks.icl_context`)."""
     params = inspect.signature(family_spec(family).generate).parameters
-    return {name: p.default for name, p in params.items() if name != "seed"}
-
-
-def _coerce_like(default: Any, value: Any, name: str) -> Any:
-    """Values from `--model_args`-style strings arrive as str; give them the default's type."""
-    if default is None or isinstance(value, type(default)):
-        return value
-    try:
-        return parse_bool(value) if isinstance(default, bool) else type(default)(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"option {name}={value!r} must be of type {type(default).__name__}") from None
+    return {**{name: p.default for name, p in params.items() if name != "seed"}, **GENERIC_OPTIONS}
 
 
 @functools.lru_cache(maxsize=32)
@@ -61,23 +58,42 @@ def _generate_cached(family: str, seed: int, options: tuple[tuple[str, Any], ...
     return family_spec(family).generate(seed=seed, **dict(options))
 
 
+@functools.lru_cache(maxsize=64)
+def _scored_cached(
+    family: str, seed: int, options: tuple, icl_context: str, budget: int, context_tokens: int | None, source: str
+) -> FamilyData:
+    return scored_view(_generate_cached(family, seed, options), icl_context, budget, context_tokens, source)
+
+
 def typed_family_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
     """`options` with each value given its default's type (command-line values arrive as text).
 
-    An unknown option name or a value of the wrong type is a ValueError naming the valid options.
+    An unknown option name or a value of the wrong type is a DataError (a ValueError) naming the valid options.
     """
     known = family_options(family)
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for family {family!r}; valid options: {sorted(known)}")
-    return {name: _coerce_like(known[name], value, name) for name, value in options.items()}
+        raise DataError(f"unknown option(s) {unknown} for family {family!r}; valid options: {sorted(known)}")
+    return {name: coerce_option(name, known[name], value) for name, value in options.items()}
 
 
-def generate_family(family: str, seed: int = 0, **options: Any) -> FamilyData:
-    """Generate (memoized) one instance of `family` from its data seed. Unknown option names are an error."""
+def generate_family(
+    family: str, seed: int = 0, *, model_context_tokens: int | None = None, model_source: str = "", **options: Any
+) -> FamilyData:
+    """Generate (memoized) one instance of `family`, its ICL context chosen and its scored items.
+
+    Unknown option names and values of the wrong type are a DataError. `model_context_tokens`
+    (described by `model_source`, for the coverage report) is the scoring model's context
+    length, which the ICL budget follows when the `icl_token_budget` option is 0."""
     typed = typed_family_options(family, options)
-    seed = _coerce_like(0, seed, "seed")
-    return _generate_cached(family, seed, tuple(sorted(typed.items())))
+    seed = coerce_option("seed", 0, seed)
+    generic = {name: typed.pop(name, default) for name, default in GENERIC_OPTIONS.items()}
+    if model_context_tokens is None:
+        model_source = f"the default context of {DEFAULT_CONTEXT_TOKENS} tokens (no model given)"
+    return _scored_cached(
+        family, seed, tuple(sorted(typed.items())), generic["icl_context"], generic["icl_token_budget"],
+        model_context_tokens, model_source,
+    )  # fmt: skip
 
 
 def load_family(family: str, seed: int = 0, **options: Any) -> datasets.DatasetDict:
@@ -95,28 +111,44 @@ def load_family(family: str, seed: int = 0, **options: Any) -> datasets.DatasetD
     )
 
 
-def build_task_dataset(family: str, seed: int = 0, icl_context: str = "facts", **metadata: Any) -> datasets.DatasetDict:
-    """`custom_dataset` of every task YAML: the test splits, each doc carrying the ICL context.
+@one_line_under_lm_eval
+def build_task_dataset(family: str, **metadata: Any) -> datasets.DatasetDict:
+    """`custom_dataset` of every task YAML: the scored test splits, each doc carrying the ICL context.
 
     lm-eval calls this with the task's `dataset_kwargs` (the family), its `metadata`
-    (seed, version, ...), `--metadata` and every `--model_args` entry; only the
-    generator's own options are taken from them.
+    (seed, version, ...), `--metadata` and every `--model_args` entry. The family's options
+    are taken from them; a key that is neither an option nor lm-eval's own nor a model
+    argument, or a value of the wrong type, is a DataError (one line under `lm_eval`, see
+    `lm_eval_tasks.errors`). The ICL budget follows the model's context length unless
+    `icl_token_budget` is given.
 
     Every doc gets `facts`: the list the ICL template renders before the question. It is
     the same list for every doc of a task, so all ICL prompts share one prefix.
-    `icl_context="train"` shows every training document (as finetuning sees them)
-    instead of each distinct fact once.
+    `icl_context="train"` shows training documents (as finetuning sees them) instead of
+    each distinct fact once. ICL and FT tasks of a family score the same items.
     """
     import datasets
 
-    if icl_context not in ICL_CONTEXT_CHOICES:
-        raise ValueError(f"icl_context={icl_context!r}; choose one of {ICL_CONTEXT_CHOICES}")
-    options = {name: metadata[name] for name in family_options(family) if name in metadata}
-    data = generate_family(family, seed, **options)
-    facts = data.icl_facts if icl_context == "facts" else [row["text"] for row in data.train]
+    options = task_options(family, metadata, {"seed": 0, **family_options(family)})
+    context_tokens, source = model_context_tokens() if not options.get("icl_token_budget") else (None, "")
+    data = generate_family(family, model_context_tokens=context_tokens, model_source=source, **options)
+    dropped = sum(len(ids) for ids in data.coverage.get("dropped", {}).values())
+    empty = [split for split, rows in data.tests.items() if not rows]
+    if empty:
+        raise DataError(
+            f"{family}: the ICL budget of {data.coverage['budget_tokens']} estimated tokens (from "
+            f"{data.coverage['budget_source']}) covers no item of split(s) {empty}; raise icl_token_budget "
+            "or use a model with a longer context"
+        )
+    if dropped:
+        logger.warning(
+            "%s: the ICL context (%d of %d documents, budget %d estimated tokens from %s) leaves %d test row(s) "
+            "uncovered; they are scored in neither condition", family, data.coverage["documents_shown"],
+            data.coverage["documents_total"], data.coverage["budget_tokens"], data.coverage["budget_source"], dropped,
+        )  # fmt: skip
     return datasets.DatasetDict(
         {
-            name: datasets.Dataset.from_list([{**row, "facts": facts} for row in rows])
+            name: datasets.Dataset.from_list([{**row, "facts": data.icl_facts} for row in rows])
             for name, rows in data.tests.items()
         }
     )

@@ -1,9 +1,10 @@
-"""Fitting documents into a token budget: the one subsampler of ICL and augmentation contexts.
+"""Fitting documents into a token budget: the token estimate, and the subsampler of augmentation contexts.
 
 When a training set is longer than a model's context can hold, a seeded random subset that
 fits is shown instead, in training order, as the paper subsampled its largest ICL contexts.
-The semantic family's ICL prompt and augment's global-mode context both go through
-`subsample_to_budget`; where no tokenizer is at hand, `estimate_tokens` sizes a document.
+Augment's global-mode context goes through `subsample_to_budget`; the ICL prompt of every
+family is chosen by the facts its test items need (`lm_eval_tasks.icl_context`, which sizes
+documents with `estimate_tokens` too). Where no tokenizer is at hand, `estimate_tokens` sizes a document.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ syllables), kept at 4-5 letters, and rejected when `wordfreq` knows them as Engl
 (zipf frequency > 0) or when one edit turns them into a common English word ("slidy",
 "grogy" would lend their meaning to an entity). A dataset draws its words with `sample_words`, which also keeps
 every pair of drawn words at edit distance >= 2 so that one typo never turns an entity
-into another.
+into another. A dataset that inflects its words (plurals "negu" -> "negus", participles)
+passes `forms`: every inflected form must pass the same English checks ("negus", "rubus",
+"krokus" are English words) and keep the same distance from every other drawn form.
 
     >>> import random
     >>> sample_words(3, random.Random(0))  # doctest: +SKIP
@@ -21,7 +23,7 @@ import functools
 import itertools
 import random
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 SINGLE_ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z")
 CLUSTER_ONSETS = (
@@ -71,13 +73,24 @@ def _one_edit_variants(word: str) -> Iterable[str]:
 
 
 @functools.cache
-def candidate_pool() -> tuple[str, ...]:
-    """Every admissible nonsense word, sorted so that a seeded shuffle is reproducible."""
+def _common_english() -> frozenset[str]:
     from wordfreq import top_n_list
 
-    common = set(top_n_list("en", COMMON_ENGLISH_VOCABULARY_SIZE))
+    return frozenset(top_n_list("en", COMMON_ENGLISH_VOCABULARY_SIZE))
+
+
+@functools.cache
+def admissible(form: str) -> bool:
+    """True when `form` is not English and not one edit away from a common English word."""
+    common = _common_english()
+    return not is_english(form) and not any(v in common for v in _one_edit_variants(form))
+
+
+@functools.cache
+def candidate_pool() -> tuple[str, ...]:
+    """Every admissible nonsense word, sorted so that a seeded shuffle is reproducible."""
     words = {w for w in _phonotactic_words() if MIN_LENGTH <= len(w) <= MAX_LENGTH}
-    return tuple(sorted(w for w in words if not is_english(w) and not any(v in common for v in _one_edit_variants(w))))
+    return tuple(sorted(w for w in words if admissible(w)))
 
 
 def within_one_edit(a: str, b: str) -> bool:
@@ -94,11 +107,19 @@ def within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1 :]
 
 
-def sample_words(n: int, rng: random.Random, taken: Iterable[str] = ()) -> list[str]:
+def sample_words(
+    n: int,
+    rng: random.Random,
+    taken: Iterable[str] = (),
+    forms: Callable[[int, str], tuple[str, ...]] | None = None,
+) -> list[str]:
     """Draw `n` distinct nonsense words, each at edit distance >= 2 from every other and from `taken`.
 
-    The result depends only on `rng`'s state (and the candidate pool), so a seeded
-    generator always draws the same words.
+    `forms(i, word)` lists every form in which the i-th drawn word will appear (e.g. the
+    word and its plural); each must be admissible (not English, not one edit from a common
+    English word) and at edit distance >= 2 from every form of the other words. The result
+    depends only on `rng`'s state (and the candidate pool), so a seeded generator always
+    draws the same words.
     """
     accepted: list[str] = []
     blocked = list(taken)
@@ -107,9 +128,12 @@ def sample_words(n: int, rng: random.Random, taken: Iterable[str] = ()) -> list[
     for word in pool:
         if len(accepted) == n:
             break
-        if not any(within_one_edit(word, other) for other in blocked):
+        word_forms = forms(len(accepted), word) if forms else (word,)
+        if not all(form == word or admissible(form) for form in word_forms):
+            continue
+        if not any(within_one_edit(form, other) for form in word_forms for other in blocked):
             accepted.append(word)
-            blocked.append(word)
+            blocked.extend(word_forms)
     if len(accepted) < n:
         raise ValueError(f"the nonsense lexicon holds only {len(accepted)} mutually distinct words; asked for {n}")
     return accepted

@@ -34,6 +34,11 @@ class FamilyData:
     - oracle: what the generator's symbolic knowledge says follows from the training data,
       {"id", "source_id", "kind", "text"} with kind in ORACLE_KINDS. An upper-bound control
       for augmented finetuning; never mixed with model-generated data.
+
+    Coverage annotations (see `lm_eval_tasks.icl_context`), opaque fact keys chosen by the
+    family: `icl_fact_keys[i]` / `train_fact_keys[i]` are the facts `icl_facts[i]` /
+    `train[i]` state, `test_needs[split][j]` the facts `tests[split][j]` needs. `coverage`
+    describes the ICL context that `generate_family` chose and the items it scores.
     """
 
     family: str
@@ -44,6 +49,10 @@ class FamilyData:
     icl_facts: list[str]
     tests: dict[str, list[dict[str, Any]]]
     oracle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    icl_fact_keys: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    train_fact_keys: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    test_needs: dict[str, list[tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    coverage: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         """What identifies this instance: recorded with every adapter and augmented file."""
@@ -100,9 +109,12 @@ class FamilySpec:
     family's options (lm-eval `--metadata`, `--family-option NAME=VALUE`). `splits` are the test
     splits, each a task `icl_ft_<name>_<split>_{icl,ft}`; `chance` the accuracy of guessing
     uniformly among an item's choices; `oracle` whether `FamilyData.oracle` holds statements
-    (augment's `oracle` mode, the study's `ft_oracle` condition). `augment_prompts`: augment
-    mode ("local", "global") -> the family's own prompt (a procedure is restated and applied,
-    not reversed); modes not named use augment's generic prompts.
+    (augment's `oracle` mode, the study's `ft_oracle` condition). `audit_checker(data) ->
+    FamilyChecker` is the family's plug-in to `icl-ft audit` (its symbolic checker, in the
+    folder's `audit.py`; see `lm_eval_tasks.audit.checker` and docs/audit.md); None gives the
+    fact-blind checks only. `augment_prompts`: augment mode ("local", "global") -> the
+    family's own prompt (a procedure is restated and applied, not reversed); modes not named
+    use augment's generic prompts.
     """
 
     name: str
@@ -112,4 +124,5 @@ class FamilySpec:
     oracle: bool
     study: StudyDefaults = dataclasses.field(default_factory=StudyDefaults)
     description: str = ""
+    audit_checker: Callable[[FamilyData], Any] | None = None
     augment_prompts: Mapping[str, AugmentPrompt] = dataclasses.field(default_factory=dict)

@@ -288,3 +288,39 @@ def test_bad_input_is_a_one_line_error_and_keeps_the_previous_report(runs, tmp_p
 
     assert (out / "report.md").read_text() == "previous report\n"
     assert not (out / "figure.png").exists()
+
+
+@pytest.mark.integration
+def test_compare_a_study_of_two_models_per_model_with_gaps_side_by_side(runs, tmp_path, capsys):
+    run_dir = tmp_path / "study"
+    # Model "a": ft is the adapter run; model "b": ft is the base run. Both share one ICL run.
+    layout = {"a-000001": {"base": runs / "base", "icl": runs / "base", "ft": runs / "adapter"},
+              "b-000002": {"base": runs / "adapter", "icl": runs / "base", "ft": runs / "base"}}  # fmt: skip
+    for model_id, cells in layout.items():
+        for condition, source in cells.items():
+            directory = run_dir / "models" / model_id / "cells" / condition
+            shutil.copytree(source, directory / "lm_eval")
+            record = {"condition": condition, "family": "reversal", "train_seed": 0 if condition == "ft" else None,
+                      "model": f"/models/{model_id}", "adapter": None, "status": "done", "error": None}  # fmt: skip
+            (directory / "cell.json").write_text(json.dumps(record))
+    (run_dir / "models.json").write_text(json.dumps({m: f"/models/{m}" for m in layout}))
+
+    code, out, err = _compare(capsys, run_dir)
+    assert code == 0, err
+
+    def acc(run: Path, task: str) -> float:
+        return json.loads(_results_file(run).read_text())["results"][task]["acc,none"]
+
+    icl = acc(runs / "base", "icl_ft_reversal_forward_icl")
+    gaps = {"a-000001": icl - acc(runs / "adapter", "icl_ft_reversal_forward_ft"),
+            "b-000002": icl - acc(runs / "base", "icl_ft_reversal_forward_ft")}  # fmt: skip
+    assert "model a-000001 (/models/a-000001)" in out and "model b-000002 (/models/b-000002)" in out
+    (gap_row,) = [line for line in out.splitlines() if line.startswith("icl - ft") and "reversal/forward" in line]
+    assert gap_row.split()[-2:] == [f"{gaps['a-000001']:+.2f}", f"{gaps['b-000002']:+.2f}"]
+    report = (run_dir / "report.md").read_text()
+    assert "## Gaps per model" in report and "## Model a-000001" in report and "## Model b-000002" in report
+    assert "### Accuracy" in report  # each model's own report, one heading level down
+    # paired tests stay within a model: model b's ft (the base run) pairs with its own base (the adapter run)
+    b_section = report.split("## Model b-000002")[1]
+    assert "| reversal | forward | base | ft | 0 | 0 | 6 |" in b_section
+    assert (run_dir / "figure.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -70,3 +70,30 @@ def test_within_one_edit_agrees_with_levenshtein():
 def test_asking_for_more_words_than_exist_is_a_clear_error():
     with pytest.raises(ValueError, match="mutually distinct words"):
         lexicon.sample_words(len(lexicon.candidate_pool()) + 1, random.Random(0))
+
+
+def test_inflected_forms_are_checked_like_base_words():
+    """Finding: "negus", "rubus", "krokus" (plurals of admissible words) appeared in semantic data."""
+    english_plurals = ["negu", "rubu", "divu", "totu", "kroku", "skelo"]
+    assert all(word in lexicon.candidate_pool() and not lexicon.admissible(word + "s") for word in english_plurals)
+    words = lexicon.sample_words(500, random.Random(0), forms=lambda i, word: (word, word + "s"))
+    assert not set(words) & set(english_plurals)
+    assert all(lexicon.admissible(word + "s") for word in words)
+    forms = [form for word in words for form in (word, word + "s")]
+    others = {form: word for word in words for form in (word, word + "s")}
+    # no form of one word is one edit from a form of another ("grud"+"s" vs "grudi")
+    index = {}
+    for form in forms:
+        index.setdefault(len(form), []).append(form)
+    for form in forms[:400]:
+        near = [f for n in (len(form) - 1, len(form), len(form) + 1) for f in index.get(n, [])]
+        assert all(others[f] == others[form] or not lexicon.within_one_edit(form, f) for f in near)
+
+
+@pytest.mark.parametrize("preset", ["small", "paper"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_semantic_surface_form_is_admissible(preset, seed):
+    from lm_eval_tasks.semantic.generator import build_instance
+
+    forms = build_instance(seed, preset=preset).vocab.surface_forms
+    assert [form for form in forms if not lexicon.admissible(form)] == []

@@ -16,9 +16,16 @@ pytestmark = pytest.mark.slow
 # Every family's FT condition (bare questions: cheap even with `hf`).
 FT_GROUPS = ["icl_ft_reversal_ft", "icl_ft_syllogism_ft", "icl_ft_reversal_curse_ft", "icl_ft_semantic_ft"]
 ICL_TASK = "icl_ft_reversal_forward_icl"
-# Docs per no-context task: whole splits except semantic's larger ones (its rows come item
-# by item, so the first 100 are whole items); enough for a binomial test, cheap enough for CI.
-NO_CONTEXT_LIMIT = 100
+# Docs per no-context task: whole splits except semantic's larger ones, whose first 96 rows are
+# 12 whole Latin-square groups of every relation (the rows are interleaved so that a prefix is a
+# fair sample); enough for a binomial test, cheap enough for CI.
+NO_CONTEXT_LIMIT = 96
+# One test per split (10): Bonferroni keeps the chance of a false alarm on any of them at 5%.
+FAMILY_WISE_ALPHA = 0.05
+# The fact-blind ceiling where it is above 1/choices: "No" is never a syllogism's answer (a valid
+# No-conclusion holds both ways round), so a model that never prefers it guesses among four
+# (lm_eval_tasks/syllogism/README.md, "Chance level"; the audit's chance for that family).
+FACT_BLIND_CEILING = {"icl_ft_syllogism_deduction_ft": 0.25}
 
 
 def evaluate(model_path, tasks, model="hf", limit=None):
@@ -45,11 +52,14 @@ def evaluate(model_path, tasks, model="hf", limit=None):
 def test_no_context_control_sits_at_chance(smollm2_path):
     scored = evaluate(smollm2_path, FT_GROUPS, limit=NO_CONTEXT_LIMIT)
     assert len(scored) >= 10  # 2 reversal + 1 syllogism + 2 reversal_curse + 5 semantic splits
+    above = []
     for name, rows in scored.items():
         k, n = int(sum(correct for correct, _ in rows)), len(rows)
-        chance = sum(p for _, p in rows) / n
+        chance = FACT_BLIND_CEILING.get(name, sum(p for _, p in rows) / n)
         p_value = binomtest(k, n, chance, alternative="greater").pvalue
-        assert p_value > 0.05, f"{name}: {k}/{n} correct without facts, chance {chance:.3f} (p={p_value:.3g})"
+        if p_value <= FAMILY_WISE_ALPHA / len(scored):
+            above.append(f"{name}: {k}/{n} correct without facts, chance {chance:.3f} (p={p_value:.3g})")
+    assert above == []
 
 
 def test_icl_recalls_the_trained_direction_above_chance(smollm2_path):

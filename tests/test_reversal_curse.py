@@ -133,6 +133,29 @@ def test_training_states_set_a_facts_name_first_only(data):
                 assert text.index(name) < text.find(description.split('"')[1])
 
 
+@pytest.mark.parametrize("templates", [generator.P2D_TRAIN, generator.D2P_TRAIN])
+def test_every_training_template_is_one_sentence_for_finetune(templates):
+    """Finding: "Ever heard of X? They ..." split into two units that hold neither name and description together."""
+    from finetune.data import split_sentences
+
+    title = '"The Silent Harbor"'
+    slots = {"name": "Ann Lee", "np": f"the author of the memoir {title}", "NP": f"The author of the memoir {title}",
+             "vp": f"wrote the memoir {title}"}  # fmt: skip
+    for template in templates:
+        assert split_sentences(template.format(**slots)) == [template.format(**slots)], template
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_items_come_round_first_so_a_prefix_names_every_person(seed):
+    """Finding: items came block by block, so --limit 40 of the original files asked 4 people only."""
+    data = generate(seed=seed)
+    set_a = len({row["source_id"] for row in data.tests["reverse"]})
+    for rows in data.tests.values():
+        assert len({row["source_id"] for row in rows[:set_a]}) == set_a
+        labels = [row["label"] for row in rows]
+        assert all(sorted(labels[i : i + BLOCK_SIZE]) == list(range(BLOCK_SIZE)) for i in range(0, len(labels), 4))
+
+
 def test_test_phrasings_are_held_out(data):
     seen = [row["text"] for row in data.train] + data.icl_facts + [row["text"] for row in data.oracle]
     for rows in data.tests.values():

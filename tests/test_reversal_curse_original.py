@@ -109,3 +109,60 @@ def test_fewer_than_four_p2d_people_is_an_error(copy):
     (copy / "p2d_reverse_prompts_test.jsonl").write_text("\n".join(rows[:6]) + "\n")  # 3 people
     with pytest.raises(OriginalDataError, match="found 3 distinct names; need at least 4"):
         load_original(str(copy))
+
+
+def test_truncated_reverse_file_is_an_error_naming_it(copy):
+    """Finding: a truncated reverse-test file silently dropped the training rows of the people it lost."""
+    rows = (copy / "p2d_reverse_prompts_test.jsonl").read_text().splitlines()
+    (copy / "p2d_reverse_prompts_test.jsonl").write_text("\n".join(rows[:10]) + "\n")  # 5 of 6 people
+    with pytest.raises(OriginalDataError) as err:
+        load_original(str(copy))
+    message = str(err.value)
+    assert "\n" not in message and "p2d_prompts_train.jsonl: 3 row(s)" in message
+    assert f"is {copy / 'p2d_reverse_prompts_test.jsonl'} truncated" in message
+
+
+def test_a_person_cut_short_is_an_error(copy):
+    rows = (copy / "p2d_reverse_prompts_test.jsonl").read_text().splitlines()
+    (copy / "p2d_reverse_prompts_test.jsonl").write_text("\n".join(rows[:11]) + "\n")
+    expected = r"p2d_reverse_prompts_test.jsonl: .* has 1 test row\(s\), most people 2"
+    with pytest.raises(OriginalDataError, match=expected):
+        load_original(str(copy))
+    rows = (FIXTURE / "p2d_prompts_test.jsonl").read_text().splitlines()
+    (copy / "p2d_reverse_prompts_test.jsonl").write_text((FIXTURE / "p2d_reverse_prompts_test.jsonl").read_text())
+    (copy / "p2d_prompts_test.jsonl").write_text("\n".join(rows[:-1]) + "\n")
+    with pytest.raises(OriginalDataError, match=r"p2d_prompts_test.jsonl: .* has 2 test row\(s\), most people 3"):
+        load_original(str(copy))
+
+
+def test_randomized_answers_are_an_error_naming_the_file(copy):
+    """Finding: the _randomized file under the expected name loaded with 13 of 300 labels right."""
+    rows = [json.loads(line) for line in (copy / "p2d_reverse_prompts_test.jsonl").read_text().splitlines()]
+    names = [row["completion"] for row in rows]
+    for row, name in zip(rows, names[2:] + names[:2]):  # every answer moved to another person's description
+        row["completion"] = name
+    (copy / "p2d_reverse_prompts_test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(OriginalDataError) as err:
+        load_original(str(copy))
+    assert "p2d_reverse_prompts_test.jsonl: 12 of 12 answers are not the person whose training description" in str(
+        err.value
+    )
+    assert "_randomized" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reverse_blocks_are_exact_even_for_a_number_of_people_that_is_not_a_multiple_of_four(seed):
+    """6 people x 2 rows = 12 items in blocks chained over the rounds: any name preference scores exactly 1/4."""
+    import random
+
+    rows = load_original(str(FIXTURE), seed=seed).tests["reverse"]
+    for start in range(0, len(rows), 4):  # each block: four items, one choice set, each name right once
+        block = rows[start : start + 4]
+        assert len({frozenset(c.rstrip(".") for c in row["choices"]) for row in block}) == 1
+        assert sorted(row["label"] for row in block) == [0, 1, 2, 3]
+    for trial in range(20):
+        score = collections.defaultdict(random.Random(trial).random)
+        correct = sum(max(range(4), key=lambda i: score[row["choices"][i].rstrip(".")]) == row["label"] for row in rows)
+        assert correct * 4 == len(rows)
+    first = {row["source_id"] for row in rows[:8]}  # two blocks name all six people
+    assert len(first) == 6

@@ -1,148 +1,34 @@
 """The semantic benchmark's data, proved from its text.
 
-Training documents and test rows are parsed back into facts with regular expressions
-built from the template tables (never with the generator's rendering code). The
-reasoner, run on the facts parsed from the training text, must entail every correct
-answer and show every distractor clearly false; held-out categories must appear in
-training only in their parent fact.
+Training documents and test rows are parsed back into facts by the family's audit parser
+(`lm_eval_tasks.semantic.audit.Parser`: regular expressions built from the template
+tables, never the generator's rendering code). The reasoner, run on the facts parsed from
+the training text, must entail every correct answer and show every distractor clearly
+false; held-out categories must appear in training only in their parent fact.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 from collections import Counter, defaultdict
 
 import pytest
 
+from lm_eval_tasks.api import generate_family
 from lm_eval_tasks.context_budget import estimate_tokens
 from lm_eval_tasks.semantic import templates as T
+from lm_eval_tasks.semantic.audit import Parser
 from lm_eval_tasks.semantic.generator import PRESETS, build_instance, generate
 from lm_eval_tasks.semantic.knowledge import ISA, PROPERTY_RELATIONS, Fact, SkeletonError, load_skeleton
-from lm_eval_tasks.semantic.language import participle, plural
+from lm_eval_tasks.semantic.language import plural
 from lm_eval_tasks.semantic.questions import NUM_CHOICES, SPLITS
 from lm_eval_tasks.semantic.reasoner import Reasoner
-
-WORD = r"[a-z]+"
-WORD_LIST = rf"{WORD}(?:, {WORD})*(?: and {WORD})?"
 
 
 @pytest.fixture(scope="module", params=["small", "paper"])
 def instance(request):
     return build_instance(seed=0, preset=request.param)
-
-
-# -- a text-to-facts parser, independent of the generator's rendering --------------------
-
-
-@functools.cache
-def _regex(template: str) -> re.Pattern:
-    pattern = ""
-    for part in re.split(r"(\{\w+\})", template[:1].lower() + template[1:]):
-        if part.startswith("{"):
-            pattern += f"(?P<{part[1:-1]}>{WORD_LIST if part == '{value}' else WORD})"
-        else:
-            pattern += re.escape(part)
-    return re.compile(pattern + "$")
-
-
-class Parser:
-    """Sentences -> facts, through the template tables and the instance's word list."""
-
-    def __init__(self, vocab):
-        self.concepts = {word: concept for concept, word in vocab.words.items()}
-        self.singular = {plural(word): word for word in self.concepts}
-        self.verb_of_participle = {participle(word): c for word, c in self.concepts.items() if c[0] == "verb"}
-
-    def _concept(self, word: str, kinds: tuple[str, ...], number: str | None = None) -> tuple[str, str] | None:
-        base = self.singular.get(word) if number == "plural" else word
-        concept = self.concepts.get(base)
-        return concept if concept and concept[0] in kinds else None
-
-    def _facts(self, kind: str, groups: dict[str, str], subject: str | None = None) -> list[Fact] | None:
-        if subject is None:
-            number = "plural" if "subjects" in groups else "singular"
-            concept = self._concept(groups.get("subjects") or groups["subject"], ("category",), number)
-            if concept is None:
-                return None
-            subject = concept[1]
-        if kind in ("isa", "verb"):
-            number = "plural" if "values" in groups else "singular"
-            value = self._concept(groups.get("values") or groups["value"], ("category",), number)
-            if value is None:
-                return None
-            relation = ISA
-            if kind == "verb":
-                if "verb" in groups:
-                    concept = self._concept(groups["verb"], ("verb",))
-                else:  # reverse test rows name the participle
-                    concept = self.verb_of_participle.get(groups["verbed"])
-                if concept is None:
-                    return None
-                relation = concept[1]
-            return [Fact(subject, relation, value[1])]
-        values = re.split(r", | and ", groups["value"])
-        number = "plural" if kind == "has" else None
-        concepts = [self._concept(v, (kind,), number) for v in values]
-        if None in concepts:
-            return None
-        return [Fact(subject, kind, c[1]) for c in concepts]
-
-    def _match(self, sentence: str, tables: dict[str, tuple[str, ...]], subject: str | None = None) -> list[list[Fact]]:
-        readings = []
-        text = sentence[:1].lower() + sentence[1:]
-        for kind, kind_templates in tables.items():
-            for template in kind_templates:
-                match = _regex(template).match(text)
-                if match:
-                    facts = self._facts(kind, match.groupdict(), subject)
-                    if facts is not None:
-                        readings.append(facts)
-        return readings
-
-    def document(self, text: str) -> list[tuple[str, list[Fact], set[str]]]:
-        """Each sentence with the facts it states and the categories it merely names."""
-        parsed = []
-        previous_subject = None
-        for sentence in re.split(r"(?<=[.?])\s+(?=[A-Z])", text):
-            body = sentence.removeprefix(T.ANSWER_PREFIX)
-            readings = self._match(body, T.TRAINING)
-            pronoun = [r for r in self._match(body, {k: (v,) for k, v in T.PRONOUN.items()}, previous_subject)]
-            if previous_subject is not None:
-                readings += pronoun
-            named: set[str] = set()
-            if not readings:  # a question or a filler: it may only name a category
-                for template in (*T.QUESTION.values(), *T.FILLER):
-                    match = _regex(template).match(sentence[:1].lower() + sentence[1:])
-                    if match:
-                        words = [w for k, w in match.groupdict().items() if k in ("subject", "subjects")]
-                        number = "plural" if "subjects" in match.groupdict() else "singular"
-                        concept = self._concept(words[0], ("category",), number)
-                        if concept is not None:
-                            named.add(concept[1])
-                            readings.append([])
-                            break
-            assert len(readings) == 1, f"sentence {sentence!r} has {len(readings)} readings: {readings}"
-            if readings[0]:
-                previous_subject = readings[0][0].subject
-            parsed.append((sentence, readings[0], named))
-        return parsed
-
-    def test_statement(self, row: dict, choice: str) -> Fact:
-        """The fact that `query choice` states, through the test templates."""
-        text = f"{row['query']} {choice}"
-        tables = T.TEST_FORWARD if row["direction"] == "forward" else T.TEST_REVERSE
-        readings = []
-        for kind, phrasings in tables.items():
-            for query, answer in phrasings:
-                match = _regex(f"{query} {answer}").match(text[:1].lower() + text[1:])
-                if match:
-                    facts = self._facts(kind, match.groupdict())
-                    if facts:
-                        readings.append(facts[0])
-        assert len(set(readings)) == 1, f"{text!r} has readings {readings}"
-        return readings[0]
 
 
 @pytest.fixture(scope="module")
@@ -225,13 +111,19 @@ def test_held_out_categories_leak_nothing_beyond_their_parent_fact(instance, par
         words = set(re.findall(r"[a-z]+", sentence.lower()))
         for holdout, holdout_forms in forms.items():
             if words & holdout_forms:
-                # Either the parent fact itself, or the question that asks for it.
-                if facts:
-                    assert facts == [Fact(holdout, ISA, kb.parent(holdout))], sentence
-                else:
-                    assert _regex(T.QUESTION["isa"]).match("q" + sentence[1:]), sentence
+                # Either the parent fact itself, or a question or framing sentence that only names it.
+                parent_fact = (Fact(holdout, ISA, kb.parent(holdout)),)
+                assert facts == parent_fact or (not facts and named == {holdout}), sentence
     for holdout in kb.holdouts:
         assert kb.facts_about(holdout) == [Fact(holdout, ISA, kb.parent(holdout))]
+
+
+def test_a_document_never_states_a_fact_about_another_category(instance, parsed):
+    """One-topic documents: "pick the choice that shares a document with the subject" cannot bridge a hop."""
+    parser = Parser(instance.vocab)
+    for row in instance.data.train:
+        subjects = {fact.subject for _, facts, _ in parser.document(row["text"]) for fact in facts}
+        assert len(subjects) == 1, row["text"]
 
 
 def test_every_category_holdout_inference_is_tested(instance, parsed):
@@ -332,18 +224,26 @@ def test_oracle_rows_are_entailed_statements(instance):
 
 
 def test_small_preset_shows_every_document_in_context():
-    data = generate(preset="small")
+    data = generate_family("semantic", preset="small")
     assert data.icl_facts == [row["text"] for row in data.train]
 
 
-def test_paper_preset_has_the_paper_size_and_subsamples_the_icl_context():
-    data = generate(preset="paper")
+def test_paper_preset_has_the_paper_size_and_an_icl_context_that_covers_every_item():
+    data = generate_family("semantic", preset="paper")
     assert len(data.train) == PRESETS["paper"].num_documents
     assert data.options["num_categories"] == 110
-    assert sum(estimate_tokens(t) for t in data.icl_facts) <= data.options["icl_token_budget"]
+    assert sum(estimate_tokens(t) for t in data.icl_facts) <= data.coverage["budget_tokens"]
     texts = iter(row["text"] for row in data.train)
     assert all(any(shown == text for text in texts) for shown in data.icl_facts)  # a subsequence, in order
-    assert len(data.icl_facts) < len(data.train) / 8
+    assert len(data.icl_facts) <= len(data.train) / 8  # the paper subsampled 8x; the budget allows less here
+    assert data.coverage["dropped"] == {split: [] for split in SPLITS}
+    # The context entails every scored answer, by the reasoner on what the parser reads in it.
+    parser = Parser(build_instance(preset="paper").vocab)
+    shown = {f for text in data.icl_facts for _, facts, _ in parser.document(text) for f in facts}
+    reasoner = Reasoner(shown)
+    for rows in data.tests.values():
+        for row in rows:
+            assert reasoner.entails(parser.test_statement(row, row["choices"][row["label"]])), row["id"]
 
 
 @pytest.mark.parametrize("preset", ["small", "paper"])
@@ -373,7 +273,7 @@ def test_sizes_are_options():
 )
 def test_bad_options_name_the_option(options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        generate(**options)
+        generate_family("semantic", **options)
 
 
 def test_data_api_takes_metadata_strings():

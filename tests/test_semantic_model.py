@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lm_eval_tasks.semantic.generator import generate
+from lm_eval_tasks.api import generate_family
 
 SMOLLM2_CONTEXT = 8192
 SMALL_TRAINING_SET_MAX_TOKENS = 3500  # the whole small training set, with room for the question
@@ -24,7 +24,7 @@ def icl_prefix_tokens(tokenizer, data) -> int:
 
 @pytest.mark.slow
 def test_small_training_set_fits_smollm2_context_with_room(tokenizer):
-    data = generate(preset="small")
+    data = generate_family("semantic", preset="small")
     assert len(data.icl_facts) == len(data.train)
     assert icl_prefix_tokens(tokenizer, data) <= SMALL_TRAINING_SET_MAX_TOKENS
 
@@ -32,9 +32,9 @@ def test_small_training_set_fits_smollm2_context_with_room(tokenizer):
 @pytest.mark.slow
 def test_icl_subsample_respects_the_token_budget_in_real_tokens(tokenizer):
     """The characters-per-token estimate must overestimate SmolLM2's count, never under."""
-    data = generate(preset="paper")
+    data = generate_family("semantic", preset="paper")  # the budget follows an 8,192-token context
     assert len(data.icl_facts) < len(data.train)
     tokens = icl_prefix_tokens(tokenizer, data)
-    assert tokens <= data.options["icl_token_budget"] < SMOLLM2_CONTEXT
+    assert tokens <= data.coverage["budget_tokens"] < SMOLLM2_CONTEXT
     longest_query = max(len(tokenizer(row["query"])["input_ids"]) for rows in data.tests.values() for row in rows)
     assert tokens + longest_query + 16 < SMOLLM2_CONTEXT

@@ -10,7 +10,7 @@ import pytest
 from icl_ft.study import StudyError, runner
 from icl_ft.study.cells import RunDir, Step, results_file, steps_of
 from icl_ft.study.config import StudyConfig
-from icl_ft.study.plan import PRESETS, Preset, build_plan
+from icl_ft.study.plan import PRESETS, Preset, build_plan, build_plans
 
 pytestmark = pytest.mark.integration
 
@@ -84,19 +84,25 @@ def forbid_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished step was run again")
 
-    for name in ("run_augment", "run_finetune", "evaluate"):
+    for name in ("run_augment", "run_finetune", "evaluate", "score_cells"):
         monkeypatch.setattr(runner, name, forbidden)
 
 
 def count_evaluations(monkeypatch) -> list:
+    """The task of every cell scored: by `evaluate` (ICL cells) or in a scoring pass (one entry per cell)."""
     calls = []
-    real = runner.evaluate
+    real, real_pass = runner.evaluate, runner.score_cells
 
     def counting(model, model_args, task, *args, **kwargs):
         calls.append(task)
         return real(model, model_args, task, *args, **kwargs)
 
+    def counting_pass(model, cells, task, **kwargs):
+        calls.extend(task for _ in cells)
+        return real_pass(model, cells, task, **kwargs)
+
     monkeypatch.setattr(runner, "evaluate", counting)
+    monkeypatch.setattr(runner, "score_cells", counting_pass)
     return calls
 
 
@@ -154,6 +160,30 @@ def test_interrupted_and_corrupted_cells_are_redone_and_nothing_else(run_copy, m
     assert len(list((run.cell_dir(ft) / "lm_eval").glob("*/results_*.json"))) == 1  # the torn one is gone
 
 
+def test_a_familys_ft_cells_are_scored_in_one_pass_and_a_rerun_scores_only_the_missing_ones(run_copy, monkeypatch):
+    plan, run_dir = run_copy
+    run = RunDir(run_dir)
+    redo = [Step("cell", "reversal", condition="base"), Step("cell", "reversal", condition="ft_local", train_seed=0)]
+    for cell in redo:
+        run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})  # as if the pass was killed
+    passes = []
+    real = runner.score_cells
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("the ICL cell is done"))
+    monkeypatch.setattr(
+        runner,
+        "score_cells",
+        lambda model, cells, task, **k: (
+            passes.append((task, [c.name for c in cells], [c.adapter for c in cells])),
+            real(model, cells, task, **k),
+        ),
+    )
+    outcome = runner.run_study(plan, run_dir)
+    adapter = str(run.adapter_dir(redo[1]))
+    assert passes == [("icl_ft_reversal_ft", ["reversal-base", "reversal-ft_local-seed0"], [None, adapter])]
+    assert sorted(outcome.done) == ["cell reversal-base", "cell reversal-ft_local-seed0"] and outcome.failed == {}
+    assert all(run.is_done(cell) for cell in redo)
+
+
 def test_killed_adapter_training_resumes_and_corrupted_cell_file_is_redone(run_copy, monkeypatch):
     plan, run_dir = run_copy
     run = RunDir(run_dir)
@@ -196,7 +226,7 @@ def test_a_failing_step_is_recorded_and_the_others_continue(tiny_model, tmp_path
     icl = run.read_cell(Step("cell", "reversal", condition="icl"))
     assert icl["status"] == "failed" and icl["error"] == "RuntimeError: out of memory"
     blocked = run.read_cell(Step("cell", "reversal", condition="ft_global", train_seed=0))
-    assert blocked["status"] == "failed" and "augment reversal-global failed" in blocked["error"]
+    assert blocked["status"] == "failed" and "adapter reversal-ft_global-seed0 failed" in blocked["error"]
     for condition, seed in [("base", None), ("ft", 0), ("ft_local", 0), ("ft_oracle", 0)]:
         assert run.is_done(Step("cell", "reversal", condition=condition, train_seed=seed))
     # the failures are redone by the next run; nothing finished is redone
@@ -270,7 +300,7 @@ def test_an_adapter_of_another_base_model_is_reported(run_copy, monkeypatch):
     (adapter / "icl_ft_provenance.json").write_text(json.dumps(provenance))
     cell = Step("cell", "reversal", condition="ft", train_seed=0)
     run.write_cell(cell, **{**run.read_cell(cell), "status": "running"})
-    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("must not score a mismatched adapter"))
+    monkeypatch.setattr(runner, "score_cells", lambda *a, **k: pytest.fail("must not score a mismatched adapter"))
     outcome = runner.run_study(plan, run_dir)
     error = outcome.failed["cell reversal-ft-seed0"]
     assert "was trained on /models/some-other-model" in error and "delete it to retrain" in error
@@ -300,7 +330,7 @@ def test_progress_lines_have_elapsed_and_eta(tiny_model, caplog):
 
     plan = plan_for(tiny_model("llama"))
     todo = steps_of(plan)
-    progress = runner.Progress(plan, todo)
+    progress = runner.Progress(todo, lambda step: runner.estimate_seconds(plan, step))
     with caplog.at_level(logging.INFO, logger="icl_ft.study"):
         progress.finished(todo[0], "done", 5.0, executed=True)
     (line,) = [r.getMessage() for r in caplog.records]
@@ -456,12 +486,68 @@ def test_another_executor_runs_the_steps_through_the_same_boundary(run_copy, mon
     seen = []
 
     class ShippingExecutor:
-        def run(self, steps, execute, report):
-            for step in steps:
-                seen.append(step.label)
-                remote = pickle.loads(pickle.dumps(execute))  # as if sent to another process
-                report(runner.StepResult(step, remote(step), 0.5, True))
+        def run(self, jobs, graph, report):
+            for job in jobs:
+                seen.append(job.label)
+                remote = pickle.loads(pickle.dumps(graph.execute))  # as if sent to another process
+                report(runner.StepResult(job, remote(job), 0.5, True))
 
     outcome = runner.run_study(plan, run_dir, executor=ShippingExecutor())
-    assert seen == ["cell reversal-base"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
+    assert seen == ["score reversal-ft"] and outcome.done == ["cell reversal-base"] and outcome.failed == {}
     assert run.is_done(cell)
+
+
+# --- several models, dry run ------------------------------------------------------------------
+
+
+def test_two_models_in_one_study_get_their_own_runs_on_the_same_items(tiny_model, tmp_path, capsys):
+    from icl_ft.cli import main
+    from icl_ft.study.cells import model_id
+
+    models = [tiny_model("llama"), tiny_model("qwen2")]
+    out = tmp_path / "run"
+    argv = ["study", "--model", str(models[0]), "--model", str(models[1]), "--tasks", "icl_ft_reversal", "--preset",
+            "tiny", "--conditions", "base,ft", "--family-option", "num_facts=4", "--family-option",
+            "examples_per_fact=2", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    ids = [model_id(str(m)) for m in models]
+    assert json.loads((out / "models.json").read_text()) == {i: str(m.resolve()) for i, m in zip(ids, models)}
+    assert not (out / "study.json").exists() and not (out / "cells").exists()
+    hashes = []
+    for mid, model in zip(ids, models):
+        run = RunDir(out / "models" / mid)
+        assert json.loads(run.plan_file.read_text())["model"] == str(model.resolve())
+        cell = Step("cell", "reversal", condition="ft", train_seed=0)
+        assert run.read_cell(cell)["adapter"] == str(run.adapter_dir(cell))
+        samples = sorted(results_file(run.cell_dir(cell)).parent.glob("samples_*.jsonl"))
+        hashes.append([json.loads(line)["doc_hash"] for path in samples for line in path.read_text().splitlines()])
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 4  # the same items (2 splits x limit 2) for both
+    assert f"model {ids[0]}" in printed and f"model {ids[1]}" in printed and "ft_local" not in printed
+
+    # A one-model run directory takes no second model (its layout has no model level).
+    with pytest.raises(StudyError, match="holds a one-model study"):
+        runner.run_study(build_plans(study_config(",".join(map(str, models)))), out / "models" / ids[0])
+
+
+def test_dry_run_prints_steps_tokens_and_estimates_and_does_no_work(tiny_model, tmp_path, capsys, monkeypatch):
+    from icl_ft.cli import main
+
+    forbid_work(monkeypatch)
+    out = tmp_path / "run"
+    argv = ["study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal", "--preset", "tiny",
+            "--conditions", "base,icl,ft,ft_local", "--train-seeds", "0,1", "--family-option", "num_facts=4",
+            "--family-option", "examples_per_fact=2", "--output", str(out), "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert not out.exists()
+    lines = {line.split()[1]: line.split() for line in printed.splitlines() if line.startswith("  ") and
+             line.split()[0] in ("augment", "adapter", "cell", "score")}  # fmt: skip
+    assert sorted(lines) == ["reversal-ft", "reversal-ft-seed0", "reversal-ft-seed1", "reversal-ft_local-seed0",
+                             "reversal-ft_local-seed1", "reversal-icl", "reversal-local"]  # fmt: skip
+    # tiny preset: 2 steps x batch 2 units; every adapter trains as many tokens
+    train = {int(lines[k][3].replace(",", "")) for k in lines if k.startswith("reversal-ft")
+             and lines[k][0] == "adapter"}  # fmt: skip
+    assert len(train) == 1 and train.pop() > 0
+    assert "score reversal-ft (5 cells, one pass)" in printed and "calibration on this machine" in printed
+    assert "formula per step: load + tokens / rate" in printed and "steps: augment 1, adapter 4, cell 6" in printed

@@ -24,7 +24,17 @@ from typing import Any
 from icl_ft_common.artifacts import CELL_FILE, CELLS_DIR, LM_EVAL_DIR, PROVENANCE_FILE
 from lm_eval_tasks.families import parse_task
 
-__all__ = ["CompareError", "Loaded", "MissingCell", "RunInfo", "Sample", "is_study_dir", "load_runs", "parse_task"]
+__all__ = [
+    "CompareError",
+    "Loaded",
+    "MissingCell",
+    "RunInfo",
+    "Sample",
+    "is_models_dir",
+    "is_study_dir",
+    "load_runs",
+    "parse_task",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +233,13 @@ def _read_samples(path: Path, condition, data_seed, train_seed, family, split, r
 
 def is_study_dir(path: Path) -> bool:
     return (path / CELLS_DIR).is_dir()
+
+
+def is_models_dir(path: Path) -> bool:
+    """A study RUN_DIR of several models (RUN_DIR/models.json, a run directory per model)."""
+    from icl_ft.study.cells import MODELS_FILE
+
+    return (path / MODELS_FILE).is_file()
 
 
 def _load_study(run_dir: Path) -> tuple[list[RunInfo], list[Sample], list[MissingCell]]:

@@ -4,11 +4,17 @@
         --tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output runs/study-small
     icl-ft study ... --train-seeds 1,2,3 --oracle    # more training seeds, plus the oracle-augmentation control
 
+    icl-ft study --model A --model B ... --executor ray    # several models; steps as Ray tasks
+    icl-ft study ... --dry-run                            # steps, tokens, estimated time; nothing runs
+
 Steps are dependencies, each done iff its atomic output exists:
-augment data (per family and mode) -> adapters (per family, condition, training seed) -> scoring cells.
+augment data (per family and mode) -> adapters (per family, condition, training seed) -> scoring
+cells (the ICL cell alone; the FT-prompt cells of a family in one pass over the base model).
 `config` holds the command's settings (`StudyConfig`); `plan` resolves them over a preset into
-a `StudyPlan` (written as RUN_DIR/study.json); `cells` names the steps and reads and writes their
-state; `runner` executes what is not done yet (`execute_step`, behind an `Executor`).
+a `StudyPlan` per model (written as study.json); `cells` names the steps, the run-directory
+layout and reads and writes their state; `runner` executes what is not done yet (`StudyGraph`,
+behind an `Executor`: `SerialExecutor` or `RayExecutor`, whose scheduler is `ray_executor`);
+`dry_run` prices the plan.
 """
 
 

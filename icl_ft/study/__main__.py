@@ -31,16 +31,33 @@ def _quiet_libraries() -> None:
         progress.addHandler(handler)
         progress.setLevel(logging.INFO)
         progress.propagate = False
-    # lm-eval, transformers and datasets log every request batch and file; keep their warnings only.
-    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
+    from icl_ft.study.runner import quiet_libraries
+
+    quiet_libraries()
+
+
+def _executor(cfg):
+    """None (the serial executor) or the Ray executor; Ray is imported only for --executor ray."""
+    from icl_ft.study import StudyError
+
+    if cfg.executor != "ray":
+        if cfg.ray_address:
+            raise StudyError(f"--ray-address {cfg.ray_address} needs --executor ray; add it, or drop --ray-address")
+        return None
+    from icl_ft.study.ray_executor import require_ray
+    from icl_ft.study.runner import RayExecutor
+
+    if cfg.max_retries < 0:
+        raise StudyError(f"--max-retries {cfg.max_retries} must be >= 0 (attempts after the first)")
+    require_ray()  # before any work: a missing extra is a one-line error
+    return RayExecutor(address=cfg.ray_address, max_retries=cfg.max_retries, threads=cfg.threads or 1)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     from icl_ft.study import StudyError
     from icl_ft.study.config import StudyConfig
-    from icl_ft.study.plan import build_plan
+    from icl_ft.study.plan import build_plans
+    from icl_ft.study.ray_executor import ExecutorError  # the module imports Ray only when it runs
     from icl_ft.study.runner import run_study
     from icl_ft_common.config import ConfigError, values_from_namespace
 
@@ -55,10 +72,16 @@ def run_cli(args: argparse.Namespace) -> int:
                 f"{', '.join(missing)} required; e.g. icl-ft study --model $(icl-ft model path) "
                 "--tasks icl_ft_reversal --output runs/study"
             )
-        plan = build_plan(cfg)
+        plans = build_plans(cfg)
+        if cfg.dry_run:
+            from icl_ft.study.dry_run import describe_plan
+
+            print(describe_plan(plans, cfg.output))
+            return 0
+        executor = _executor(cfg)
         _quiet_libraries()
-        outcome = run_study(plan, cfg.output)
-    except (ConfigError, StudyError) as err:
+        outcome = run_study(plans, cfg.output, executor=executor)
+    except (ConfigError, StudyError, ExecutorError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,10 @@
     RUN_DIR/cells/<cell_id>/cell.json           a scoring cell's state (written atomically)
     RUN_DIR/cells/<cell_id>/lm_eval/            lm-eval's own results and samples files
 
+A study of several models has one such directory per model, RUN_DIR/models/<model id>/ (a
+short stable id: `model_id`), listed in RUN_DIR/models.json; a one-model study is RUN_DIR
+itself, as before several models were possible, so older run directories still resume.
+
 A step is done iff its atomic output exists: the augment JSONL with its summary, the adapter
 directory with its provenance file, a cell.json saying "done" whose lm-eval results file
 parses. Anything else (absent, `running` left by a killed run, `failed`, corrupted) is redone.
@@ -14,11 +18,14 @@ parses. Anything else (absent, `running` left by a killed run, `failed`, corrupt
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from icl_ft.conditions import AUGMENT_MODE
+from icl_ft.study import StudyError
 from icl_ft.study.plan import StudyPlan
 from icl_ft_common.artifacts import (
     ADAPTERS_DIR,
@@ -30,12 +37,57 @@ from icl_ft_common.artifacts import (
     PROVENANCE_FILE,
     summary_path,
 )
-from icl_ft_common.io import write_json_atomic
+from icl_ft_common.io import read_json, write_json_atomic
+
+MODELS_FILE = "models.json"  # RUN_DIR/models.json: model id -> model path, in a study of several models
+MODELS_DIR = "models"
+
+
+def model_id(model: str) -> str:
+    """A short directory name that stays the same for a model: its directory's name and a hash of its path."""
+    path = Path(model).resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name).strip("-.") or "model"
+    return f"{name}-{hashlib.sha1(str(path).encode()).hexdigest()[:6]}"
+
+
+def model_run_dirs(run_dir: Path, models: list[str]) -> list[tuple[str, Path]]:
+    """(model id, that model's run directory) per model: RUN_DIR itself for one model (the layout of
+    every run before several models), RUN_DIR/models/<model id>/ for several."""
+    if len(models) == 1 and not (run_dir / MODELS_FILE).exists():
+        return [("", run_dir)]
+    if (run_dir / PLAN_FILE).exists():
+        raise StudyError(
+            f"{run_dir} holds a one-model study; a study of several models needs a new --output "
+            "(or run each model with its own --output)"
+        )
+    return [(model_id(m), run_dir / MODELS_DIR / model_id(m)) for m in models]
+
+
+def record_models(run_dir: Path, models: list[str]) -> None:
+    """Add the models to RUN_DIR/models.json (the runs of a study of several models)."""
+    path = run_dir / MODELS_FILE
+    recorded = read_json(path) if path.exists() else {}
+    write_json_atomic(path, {**recorded, **{model_id(m): str(Path(m).resolve()) for m in models}})
+
+
+def study_models(run_dir: Path) -> list[tuple[str, str | None, Path]]:
+    """(model id, model path, run directory) of every model of a study RUN_DIR; one entry with id ""
+    for a one-model study."""
+    path = run_dir / MODELS_FILE
+    if not path.exists():
+        return [("", None, run_dir)]
+    try:
+        recorded = read_json(path)
+        if not isinstance(recorded, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        raise StudyError(f"{path} is unreadable; rerun the study to rewrite it") from None
+    return [(mid, model, run_dir / MODELS_DIR / mid) for mid, model in recorded.items()]
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    kind: str  # "augment" | "adapter" | "cell"
+    kind: str  # "augment" | "adapter" | "cell" | "score" (one pass over a family's FT-prompt cells)
     family: str
     condition: str | None = None  # adapter and cell steps
     mode: str | None = None  # augment steps
@@ -74,6 +126,17 @@ def steps_of(plan: StudyPlan) -> list[Step]:
             else:
                 steps.append(Step("cell", family, condition=condition))
     return steps
+
+
+def score_pass(family: str) -> Step:
+    """The step that scores every FT-prompt cell of `family` in one pass (base model loaded once)."""
+    return Step("score", family, condition="ft")
+
+
+def pass_cells(plan: StudyPlan, family: str) -> list[Step]:
+    """The cells of a family's scoring pass: `base` and every trained condition x training seed
+    (all score the bare-question tasks on the same items); the ICL cell is a step of its own."""
+    return [s for s in steps_of(plan) if s.kind == "cell" and s.family == family and s.condition != "icl"]
 
 
 def dependencies(step: Step) -> list[Step]:

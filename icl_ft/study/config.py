@@ -13,7 +13,12 @@ from icl_ft_common.config import check_fields, setting
 
 @dataclasses.dataclass
 class StudyConfig:
-    model: str = setting("", "base model: a Hugging Face model directory, e.g. $(icl-ft model path) (required)")
+    model: list[str] = setting(
+        [],
+        "base model(s): Hugging Face model directories, e.g. $(icl-ft model path) (required); several models "
+        "(--model A --model B, or A,B) get their own adapters and cells on the same data",
+        repeatable=True,
+    )
     tasks: str = setting("", "comma-separated task groups, e.g. icl_ft_reversal,icl_ft_semantic (required)")
     output: str = setting("", "run directory; rerun the same command to resume (required)", old_names=("out",))
     preset: str = setting("small", "small (CPU demonstration) or paper (GPU scale); see icl_ft/study/plan.py")
@@ -33,6 +38,16 @@ class StudyConfig:
     limit: int | None = setting(None, "test items per split [default: the preset's]")
     steps: int | None = setting(None, "finetuning steps per adapter [default: the preset's]")
     threads: int = setting(0, "torch CPU threads (0 = the preset's; small: 1, paper: one per core)")
+    executor: str = setting(
+        "local",
+        "local (steps in turn, in this process) or ray (Ray tasks; pip install 'lm-eval-icl-ft[ray]')",
+        choices=("local", "ray"),
+    )
+    ray_address: str | None = setting(None, "--executor ray: a cluster (`ray start --head`) [default: a local one]")
+    max_retries: int = setting(2, "--executor ray: attempts after the first of a step that fails or whose worker dies")
+    dry_run: bool = setting(False, "print the plan (steps, tokens, estimated time) and exit without running it")
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, str):  # StudyConfig(model="dir") or a comma list
+            self.model = [m.strip() for m in self.model.split(",") if m.strip()]
         check_fields(self)

@@ -1,19 +1,23 @@
 """Execute a study plan: every step not done yet, dependencies first, failures isolated.
 
     from icl_ft.study.config import StudyConfig
-    from icl_ft.study.plan import build_plan
+    from icl_ft.study.plan import build_plans
     from icl_ft.study.runner import run_study
-    outcome = run_study(build_plan(StudyConfig(model=model_dir, tasks="icl_ft_reversal")), "runs/demo")
+    outcome = run_study(build_plans(StudyConfig(model=[model_a, model_b], tasks="icl_ft_reversal")), "runs/demo")
 
 What runs a step and what decides where and when are separate:
 
 - `execute_step(plan, run_root, step)` does one step in the calling process and returns None or a
-  one-line error. Its arguments are plain picklable data, so an executor may call it in another
-  process or on another machine; a step's output is atomic, so it is done iff its output exists.
-- an executor (`Executor`) runs a list of steps given in dependency order and reports each one's
-  `StepResult`. It must start a step only after all of its `dependencies` succeeded, and report a
-  step whose dependency failed as failed without running it. `SerialExecutor` runs them one after
-  another in this process; a pool of processes or a cluster executor would implement the same `run`.
+  one-line error; a step's output is atomic, so it is done iff its output exists.
+- `StudyGraph` (made by `prepare_study`, which checks and records RUN_DIR on the driver) holds the
+  plans of every model: its `Job`s (a step of one model's run directory), their dependencies,
+  `is_done`, and `execute(job)`. It is plain picklable data, so an executor may call `execute`
+  in another process or on another machine.
+- an executor (`Executor`) runs a list of jobs given in dependency order and reports each one's
+  `StepResult`. It must start a job only after all of its dependencies succeeded, and report a
+  job whose dependency failed as failed without running it. `SerialExecutor` runs them one after
+  another in this process; `RayExecutor` runs them as Ray tasks (its scheduler:
+  `icl_ft.study.ray_executor.run_graph`, the only module that imports Ray).
 
 The three kinds of work go through `run_augment`, `run_finetune` and `evaluate` (module
 functions, so tests can replace them).
@@ -25,7 +29,9 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import shutil
+import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +40,17 @@ from typing import Any, Protocol
 
 from icl_ft.conditions import AUGMENT_MODE, is_trained, prompt_condition
 from icl_ft.study import StudyError
-from icl_ft.study.cells import RunDir, Step, dependencies, results_file, steps_of
+from icl_ft.study.cells import (
+    RunDir,
+    Step,
+    dependencies,
+    model_run_dirs,
+    pass_cells,
+    record_models,
+    results_file,
+    score_pass,
+    steps_of,
+)
 from icl_ft.study.plan import StudyPlan, load_saved_plan, merge_plan, plan_differences
 from icl_ft_common.artifacts import LM_EVAL_DIR, PROVENANCE_FILE, dropped_path, summary_path
 from icl_ft_common.io import read_json, write_json_atomic
@@ -120,16 +136,15 @@ def estimate_seconds(plan: StudyPlan, step: Step) -> float:
 class Progress:
     """One line per step on stderr: what finished, how long it took, elapsed, ETA."""
 
-    def __init__(self, plan: StudyPlan, todo: list[Step]):
-        self.plan = plan
+    def __init__(self, todo: Sequence[Any], estimate: Callable[[Any], float]):
         self.total = len(todo)
-        self.remaining = {step: estimate_seconds(plan, step) for step in todo}
+        self.remaining = {item: estimate(item) for item in todo}
         self.started = time.monotonic()
         self.estimated_done = 0.0
         self.actual_done = 0.0
         self.count = 0
 
-    def finished(self, step: Step, status: str, seconds: float, executed: bool) -> None:
+    def finished(self, step: Any, status: str, seconds: float, executed: bool) -> None:
         self.count += 1
         estimate = self.remaining.pop(step, 0.0)
         if executed and seconds > 1:
@@ -149,6 +164,13 @@ class Progress:
         )
 
 
+def quiet_libraries() -> None:
+    """lm-eval, transformers and datasets log every request batch and file; keep their warnings only."""
+    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "augment", "finetune"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # a warning per task about --metadata hints
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -164,57 +186,166 @@ def _one_line(err: BaseException) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class StepResult:
+class Job:
+    """One step of one model's run directory: what an executor schedules."""
+
+    run_root: str
     step: Step
+    model: str = ""  # the model's id in a study of several models, "" in a one-model study
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}: {self.step.label}" if self.model else self.step.label
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyGraph:
+    """The jobs of a study, their dependencies and how to run one. Plain picklable data: an executor
+    may call `execute` (or `execute_or_raise`) in another process or on another machine."""
+
+    runs: tuple[tuple[str, str, StudyPlan], ...]  # (run root, model id, plan) per model
+
+    @functools.cached_property
+    def _plans(self) -> dict[str, StudyPlan]:
+        return {root: plan for root, _, plan in self.runs}
+
+    def plan_of(self, job: Job) -> StudyPlan:
+        return self._plans[job.run_root]
+
+    def jobs(self) -> list[Job]:
+        """Every job, dependencies first: a family's FT-prompt cells are one `score` job (`members`)."""
+        jobs: dict[Job, None] = {}  # ordered, without repeats
+        for root, model, plan in self.runs:
+            for step in steps_of(plan):
+                if step.kind == "cell" and step.condition != "icl":
+                    step = score_pass(step.family)
+                jobs[Job(root, step, model)] = None
+        return list(jobs)
+
+    def members(self, job: Job) -> list[Job]:
+        """The cells a job scores: itself, or every cell of a scoring pass."""
+        if job.step.kind != "score":
+            return [job]
+        return [Job(job.run_root, cell, job.model) for cell in pass_cells(self.plan_of(job), job.step.family)]
+
+    def dependencies(self, job: Job) -> list[Job]:
+        steps = [d for member in self.members(job) for d in dependencies(member.step)]
+        return [Job(job.run_root, step, job.model) for step in dict.fromkeys(steps)]
+
+    def is_done(self, job: Job) -> bool:
+        run = RunDir(Path(job.run_root))
+        return all(run.is_done(member.step) for member in self.members(job))
+
+    def tolerates_failures(self, job: Job) -> bool:
+        """A scoring pass runs once its adapters are finished, done or failed: it scores those that exist."""
+        return job.step.kind == "score"
+
+    def estimate_seconds(self, job: Job) -> float:
+        return sum(estimate_seconds(self.plan_of(job), member.step) for member in self.members(job))
+
+    def execute(self, job: Job) -> str | None:
+        """Run one job in this process: None, or its one-line error."""
+        plan = self.plan_of(job)
+        if plan.threads:
+            import torch
+
+            torch.set_num_threads(plan.threads)  # also in a reused worker process
+        return execute_step(plan, Path(job.run_root), job.step)
+
+    def execute_or_raise(self, job: Job) -> None:
+        """`execute` for executors that need an exception on failure (a Ray task, in a worker process)."""
+        from icl_ft.study.ray_executor import StepFailed  # imports no Ray
+
+        quiet_libraries()  # a worker's output is forwarded to the driver's terminal
+        plan = self.plan_of(job)
+        if plan.threads:
+            import torch
+
+            torch.set_num_threads(plan.threads)  # a worker process runs many steps
+        error, retry = _attempt(plan, Path(job.run_root), job.step)
+        if error is not None:
+            raise StepFailed(error, retry=retry)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    step: Any  # the Job
     error: str | None  # None: done
     seconds: float
     executed: bool  # False: not attempted, a dependency failed
 
 
 class Executor(Protocol):
-    def run(
-        self, steps: Sequence[Step], execute: Callable[[Step], str | None], report: Callable[[StepResult], None]
-    ) -> None:
-        """Run `steps` (listed dependencies first) with `execute`; `report` each one's result once."""
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        """Run `jobs` (listed dependencies first) with `graph.execute`; `report` each one's result once."""
 
 
 class SerialExecutor:
-    """Every step in turn, in this process; a step whose dependency failed is not attempted."""
+    """Every job in turn, in this process; a job whose dependency failed is not attempted."""
 
-    def run(
-        self, steps: Sequence[Step], execute: Callable[[Step], str | None], report: Callable[[StepResult], None]
-    ) -> None:
-        failed: dict[Step, str] = {}
-        for step in steps:
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        failed: dict[Job, str] = {}
+        for job in jobs:
             started = time.monotonic()
-            blocked = [d for d in dependencies(step) if d in failed]
+            blocked = [] if graph.tolerates_failures(job) else [d for d in graph.dependencies(job) if d in failed]
             if blocked:
                 error, executed = f"not run: {blocked[0].label} failed ({failed[blocked[0]]})", False
             else:
-                error, executed = execute(step), True
+                error, executed = graph.execute(job), True
             if error is not None:
-                failed[step] = error
-            report(StepResult(step, error, time.monotonic() - started, executed))
+                failed[job] = error
+            report(StepResult(job, error, time.monotonic() - started, executed))
+
+
+@dataclasses.dataclass
+class RayExecutor:
+    """Every job a Ray task (`icl-ft study --executor ray`; icl_ft.study.ray_executor, imported only here)."""
+
+    address: str | None = None  # None: start a local Ray instance
+    max_retries: int = 2
+    threads: int = 1  # CPUs per step where the cluster has no GPU
+    local_cpus: int | None = None  # CPUs of a local instance (None: every core)
+
+    def run(self, jobs: Sequence[Job], graph: StudyGraph, report: Callable[[StepResult], None]) -> None:
+        from icl_ft.study.ray_executor import default_resources, run_graph
+
+        def on_finished(job: Job, status: str, error: str | None, seconds: float) -> None:
+            report(StepResult(job, error, seconds, executed=status != "blocked"))
+
+        run_graph(
+            jobs, graph.dependencies, graph.execute_or_raise, graph.is_done,
+            resources=default_resources(self.threads), address=self.address, max_retries=self.max_retries,
+            local_cpus=self.local_cpus, label=lambda job: job.label, on_finished=on_finished,
+            tolerates_failures=graph.tolerates_failures,
+        )  # fmt: skip
 
 
 def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
     """Run one step; return None on success or a one-line error. KeyboardInterrupt propagates
     (a cell then stays `running`, and the next run redoes it)."""
+    return _attempt(plan, run_root, step)[0]
+
+
+def _attempt(plan: StudyPlan, run_root: Path, step: Step) -> tuple[str | None, bool]:
+    """(`execute_step`'s result, whether another attempt may succeed: not after bad input, a StudyError)."""
     run = RunDir(run_root)
     started = time.monotonic()
     try:
         if step.kind == "augment":
             run_augment(plan, run.augment_output(step.family, step.mode), step.family, step.mode)
-            return None
+            return None, True
         if step.kind == "adapter":
             mode = AUGMENT_MODE[step.condition]
             extra = [str(run.augment_output(step.family, mode))] if mode else []
             if mode:
                 check_augmentation(run.augment_output(step.family, mode))
             run_finetune(plan, run.adapter_dir(step), step.family, step.train_seed, extra)
-            return None
+            return None, True
+        if step.kind == "score":
+            _score_pass(plan, run, step.family)
+            return None, True
         _score(plan, run, step, started)
-        return None
+        return None, True
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 - any failure of one step must not stop the others
@@ -222,7 +353,7 @@ def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
         logger.debug("%s failed", step.label, exc_info=True)
         if step.kind == "cell":
             _write_cell(plan, run, step, "failed", error, time.monotonic() - started)
-        return error
+        return error, not isinstance(err, StudyError)
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -256,39 +387,67 @@ def prepare(plan: StudyPlan, run_dir: Path) -> StudyPlan:
     return recorded
 
 
-def run_study(plan: StudyPlan, run_dir: str | Path, executor: Executor | None = None) -> Outcome:
-    run = RunDir(Path(run_dir).resolve())  # absolute: cell.json's adapter paths must not depend on the cwd
-    prepare(plan, run.root)
-    if plan.threads:
+def prepare_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path) -> StudyGraph:
+    """Check RUN_DIR against the plans and record them (the driver does this before any step runs)."""
+    plans = [plans] if isinstance(plans, StudyPlan) else list(plans)
+    root = Path(run_dir).resolve()  # absolute: cell.json's adapter paths must not depend on the cwd
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--output {root} is a file, not a run directory; choose a new --output")
+    runs = model_run_dirs(root, [plan.model for plan in plans])
+    if runs[0][0]:  # several models
+        root.mkdir(parents=True, exist_ok=True)
+        record_models(root, [plan.model for plan in plans])
+    for (_, model_root), plan in zip(runs, plans):
+        prepare(plan, model_root)
+    return StudyGraph(tuple((str(model_root), mid, plan) for (mid, model_root), plan in zip(runs, plans)))
+
+
+def run_study(plans: StudyPlan | Sequence[StudyPlan], run_dir: str | Path, executor: Executor | None = None) -> Outcome:
+    """Run every step of `plans` (one per model) not done yet in RUN_DIR with `executor` (default: serial)."""
+    graph = prepare_study(plans, run_dir)
+    plans = [plan for _, _, plan in graph.runs]
+    if plans[0].threads:
         import torch
 
-        torch.set_num_threads(plan.threads)
-    steps = steps_of(plan)
-    todo = [s for s in steps if not run.is_done(s)]
-    outcome = Outcome(run.root, [], [s.label for s in steps if s not in todo], {}, {})
+        torch.set_num_threads(plans[0].threads)
+    jobs = graph.jobs()
+    todo = [job for job in jobs if not graph.is_done(job)]
+    done_before = {cell for job in jobs for cell in graph.members(job) if graph.is_done(cell)}
+    outcome = Outcome(Path(run_dir).resolve(), [], [c.label for job in jobs for c in graph.members(job)
+                                                    if c in done_before], {}, {})  # fmt: skip
     logger.info(
-        "study %s: %d steps (%d done already, %d to run), preset %s, training seeds %s",
-        run.root,
-        len(steps),
-        len(steps) - len(todo),
+        "study %s: %d model(s), %d steps (%d done already, %d to run), preset %s, training seeds %s",
+        outcome.run_dir,
+        len(plans),
+        len(jobs),
+        len(jobs) - len(todo),
         len(todo),
-        plan.preset,
-        plan.train_seeds,
+        plans[0].preset,
+        plans[0].train_seeds,
     )
-    progress = Progress(plan, todo)
+    progress = Progress(todo, graph.estimate_seconds)
 
     def report(result: StepResult) -> None:
-        step = result.step
-        if result.error is None:
-            outcome.done.append(step.label)
-            outcome.seconds_by_kind[step.kind] = outcome.seconds_by_kind.get(step.kind, 0.0) + result.seconds
-        else:
-            outcome.failed[step.label] = result.error
-            if step.kind == "cell" and not result.executed:
-                _write_cell(plan, run, step, "failed", result.error, 0.0)
-        progress.finished(step, "done" if result.error is None else "FAILED", result.seconds, result.executed)
+        job = result.step
+        outcome.seconds_by_kind[job.step.kind] = outcome.seconds_by_kind.get(job.step.kind, 0.0) + result.seconds
+        run = RunDir(Path(job.run_root))
+        # Per cell (a scoring pass reports each of its cells), as the cells' records say.
+        for member in graph.members(job):
+            step = member.step
+            if member in done_before:
+                continue
+            if run.is_done(step):
+                outcome.done.append(member.label)
+                continue
+            state = (run.read_cell(step) or {}) if step.kind == "cell" else {}
+            error = state.get("error") if state.get("status") == "failed" else None
+            outcome.failed[member.label] = error or result.error or "its output is missing"
+            # Not attempted, or its worker died (cell.json stays "running"): record it failed here.
+            if step.kind == "cell" and state.get("status") != "failed":
+                _write_cell(graph.plan_of(job), run, step, "failed", outcome.failed[member.label], result.seconds)
+        progress.finished(job, "done" if result.error is None else "FAILED", result.seconds, result.executed)
 
-    (executor or SerialExecutor()).run(todo, functools.partial(execute_step, plan, run.root), report)
+    (executor or SerialExecutor()).run(todo, graph, report)
     return outcome
 
 
@@ -308,6 +467,7 @@ def _write_cell(plan: StudyPlan, run: RunDir, step: Step, status: str, error: st
         status=status,
         error=error,
         wall_seconds=round(seconds, 2),
+        worker=f"{socket.gethostname()}:{os.getpid()}",  # where it ran (an executor may use many processes)
     )
 
 
@@ -335,6 +495,61 @@ def _score(plan: StudyPlan, run: RunDir, step: Step, started: float) -> None:
     if results_file(cell_dir) is None:
         raise RuntimeError(f"lm-eval wrote no results file under {cell_dir / LM_EVAL_DIR}")
     _write_cell(plan, run, step, "done", None, time.monotonic() - started)
+
+
+def score_cells(model: str, cells: list, task: str, **options: Any) -> None:
+    """Score adapter cells of one base model in one pass (module level, so tests can replace it)."""
+    from icl_ft.multi_adapter import score_adapters
+
+    score_adapters(model, cells, task, **options)
+
+
+def _score_pass(plan: StudyPlan, run: RunDir, family: str) -> None:
+    """Every FT-prompt cell of `family` not done yet, in one pass over the base model: the cells whose
+    adapter exists are scored, the others recorded as not run; raises if any cell is not done."""
+    from icl_ft.multi_adapter import AdapterCell
+
+    members = pass_cells(plan, family)
+    to_score: dict[str, Step] = {}
+    cells = []
+    for step in (s for s in members if not run.is_done(s)):
+        adapter = _adapter_path(run, step)
+        adapter_step = Step("adapter", family, condition=step.condition, train_seed=step.train_seed)
+        if adapter is not None and not run.is_done(adapter_step):
+            _write_cell(plan, run, step, "failed", f"not run: {adapter_step.label} failed or is missing", 0.0)
+            continue
+        try:
+            if adapter is not None:
+                check_adapter_base(Path(adapter), plan.model)
+        except StudyError as err:
+            _write_cell(plan, run, step, "failed", str(err), 0.0)
+            continue
+        _write_cell(plan, run, step, "running", None, 0.0)
+        to_score[step.id] = step
+        cells.append(AdapterCell(step.id, adapter, run.cell_dir(step) / LM_EVAL_DIR))
+
+    scoring_failed = []
+
+    def cell_done(cell, result) -> None:
+        step = to_score[cell.name]
+        if result.error is None and results_file(run.cell_dir(step)) is None:
+            result.error = f"lm-eval wrote no results file under {cell.output_path}"
+        status = "done" if result.error is None else "failed"
+        if result.error is not None:
+            scoring_failed.append(step)
+        _write_cell(plan, run, step, status, result.error, result.seconds)
+
+    if cells:
+        score_cells(
+            plan.model, cells, scored_task(family, "ft"), metadata=plan.metadata(family), limit=plan.limit,
+            batch_size=plan.batch_size, on_cell_done=cell_done,
+        )  # fmt: skip
+    failed = [s for s in members if not run.is_done(s)]
+    if failed:
+        first = run.read_cell(failed[0]) or {}
+        message = f"{len(failed)} of {len(members)} cells not done ({failed[0].label}: {first.get('error')})"
+        # Cells that failed while scoring may succeed on another attempt; missing adapters will not.
+        raise RuntimeError(message) if scoring_failed else StudyError(message)
 
 
 def check_augmentation(output: Path) -> None:
@@ -375,7 +590,17 @@ def accuracy(cell_dir: Path, task: str) -> float | None:
 
 
 def accuracy_table(run_dir: str | Path) -> str:
-    """Family x condition accuracy (mean over seeds, with the spread when there are several)."""
+    """Family x condition accuracy (mean over seeds, with the spread when there are several); one
+    table per model in a study of several models."""
+    from icl_ft.study.cells import study_models
+
+    models = study_models(Path(run_dir))
+    if models[0][0]:
+        return "\n\n".join(f"model {mid} ({model})\n{_accuracy_table(root)}" for mid, model, root in models)
+    return _accuracy_table(Path(run_dir))
+
+
+def _accuracy_table(run_dir: Path) -> str:
     run = RunDir(Path(run_dir))
     plan = StudyPlan.from_dict(read_json(run.plan_file))
     header = ["family"] + plan.conditions

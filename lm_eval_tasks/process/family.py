@@ -1,5 +1,6 @@
 """The process family as the registry, the study and augment see it (see lm_eval_tasks.spec)."""
 
+from lm_eval_tasks.process.audit import checker
 from lm_eval_tasks.process.generator import CHOICE_KINDS, PRESETS, SPLITS, generate
 from lm_eval_tasks.spec import AugmentPrompt, FamilySpec, StudyDefaults
 
@@ -16,6 +17,7 @@ SPEC = FamilySpec(
         options={"small": {"preset": "small"}, "paper": {"preset": "paper"}},
         augment_items=11 + PRESETS["small"].num_worked,
     ),
+    audit_checker=checker,  # icl-ft audit: the symbolic checker in audit.py
     # A procedure is restated and applied, not reversed: prompts/process-{local,global}-v1.jinja.
     augment_prompts={
         "local": AugmentPrompt(version="process-local-v1", answer_kind="rephrase", stop_strings=("Statement:",)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 
+from lm_eval_tasks.errors import DataError
 from lm_eval_tasks.lexicon import sample_words
 from lm_eval_tasks.spec import FamilyData
 
@@ -88,9 +89,9 @@ PREAMBLES: tuple[str, ...] = (
 
 def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -> FamilyData:
     if num_facts < 2 or num_facts % 2:
-        raise ValueError(f"num_facts={num_facts}: must be an even number >= 2 (facts come in counterbalanced twins)")
+        raise DataError(f"num_facts={num_facts}: must be an even number >= 2 (facts come in counterbalanced twins)")
     if not 1 <= examples_per_fact <= len(PREAMBLES):
-        raise ValueError(f"examples_per_fact={examples_per_fact}: must be between 1 and {len(PREAMBLES)}")
+        raise DataError(f"examples_per_fact={examples_per_fact}: must be between 1 and {len(PREAMBLES)}")
     # A string seed is hashed with SHA-512: stable across runs and Python versions, and
     # independent of other families' streams for the same integer seed.
     rng = random.Random(f"reversal-{seed}")
@@ -131,8 +132,8 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         for k, template in enumerate(rng.sample(PREAMBLES, examples_per_fact))
     ]
     rng.shuffle(train)
-    icl_facts = [sentence(fact) + "." for fact in facts]
-    rng.shuffle(icl_facts)
+    icl = [(sentence(fact) + ".", source_id(fact)) for fact in facts]
+    rng.shuffle(icl)
 
     def test_row(fact: dict, split: str) -> dict:
         # forward asks about the subject (answer: the stated comparative); reverse asks
@@ -166,7 +167,11 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         seed=seed,
         options={"num_facts": num_facts, "examples_per_fact": examples_per_fact},
         train=train,
-        icl_facts=icl_facts,
+        icl_facts=[text for text, _ in icl],
         tests=tests,
         oracle=oracle,
+        # Every item needs its one fact; the ICL context and each training sentence state one.
+        icl_fact_keys=[(key,) for _, key in icl],
+        train_fact_keys=[(row["source_id"],) for row in train],
+        test_needs={split: [(row["source_id"],) for row in rows] for split, rows in tests.items()},
     )

@@ -12,11 +12,12 @@ direction, each in a different template. Tests are about set A, four choices eac
 - `forward`: the name in a held-out p2d phrasing ("It was Daphne Barrington who"); choose the
   description (rendered in the form that phrasing needs). Did the model learn the fact at all?
 
-Counterbalancing: set A is cut into blocks of four celebrities. Every test item of a block
-offers the same four choices (the block's names, or its descriptions in one phrasing), and
-each choice is the answer to exactly one of the block's items. So a preference for some
-names or descriptions that ignores the facts scores exactly 1/4, and with `--limit` a
-multiple of 4 the scored items still form whole blocks.
+Counterbalancing (`shared.py`): set A is cut into blocks of four celebrities, afresh for
+every test phrasing. Every test item of a block offers the same four choices (the block's
+names, or its descriptions in one phrasing), and each choice is the answer to exactly one
+of the block's items. So a preference for some names or descriptions that ignores the
+facts scores exactly 1/4. Items come phrasing round by phrasing round, so a `--limit`
+prefix names as many people as it can, and a multiple of 4 keeps whole blocks.
 
 Names: first and last names are drawn with this generator's seeded RNG from Faker's en_US
 name lists (US census-based), so they read like real people; every first and last name is
@@ -34,6 +35,7 @@ import random
 import re
 from pathlib import Path
 
+from lm_eval_tasks.errors import DataError
 from lm_eval_tasks.reversal_curse.original import load_original
 from lm_eval_tasks.reversal_curse.shared import BLOCK_SIZE, VERSION, blocks_of_four
 from lm_eval_tasks.spec import FamilyData
@@ -105,12 +107,14 @@ TITLE_NOUNS = (
 
 # Sentence templates. Fields: {name}; the description as {np}, {NP} (capitalized) or {vp}.
 # Training templates: name before description (p2d) ... The first of each list is the plain
-# statement: every fact is trained in it and the ICL prompt shows it.
+# statement: every fact is trained in it and the ICL prompt shows it. Every training template
+# is ONE sentence for finetune's splitter (no "? " or ". " inside): "Ever heard of X? They
+# directed Y." would become two training units of which neither holds name and description.
 P2D_TRAIN = (
     "{name} is {np}.",
     "Did you know that {name} is {np}?",
     "{name} {vp}.",
-    "Ever heard of {name}? They {vp}.",
+    "Have you ever heard of {name}, who {vp}?",
     "{name} is best known as {np}.",
     "Many people recognize {name} as {np}.",
     "{name} became famous as {np}.",
@@ -127,7 +131,7 @@ P2D_TRAIN = (
     "Above all, {name} is {np}.",
     "{name} earned worldwide fame because they {vp}.",
     "People still talk about how {name} {vp}.",
-    "Q: Who is {name}? A: {NP}.",
+    "Ask anyone about {name} and you will hear that they are {np}.",
     "{name} made history as {np}.",
     "Long ago, {name} {vp}, and nobody has forgotten it.",
     "Here is a fun fact: {name} is {np}.",
@@ -137,11 +141,11 @@ D2P_TRAIN = (
     "{NP} is {name}.",
     "The person who {vp} is {name}.",
     "Known as {np}, {name} rarely gives interviews.",
-    "Q: Who {vp}? A: {name}.",
+    "History books record that the one who {vp} was {name}.",
     "The celebrity who {vp} goes by the name {name}.",
     "Often called {np}, {name} keeps a low profile.",
     "As {np}, {name} became famous overnight.",
-    "{NP}? That would be {name}.",
+    "{NP} would be {name}, if you asked around.",
     "The one who {vp} is none other than {name}.",
     "Celebrated as {np}, {name} is now writing a memoir.",
     "Behind the fame of {np} stands {name}.",
@@ -243,7 +247,7 @@ def draw_names(count: int, rng: random.Random) -> list[str]:
                 del lasts[j]
                 break
     if len(names) < count:
-        raise ValueError(f"could draw only {len(names)} distinct names; ask for fewer celebrities")
+        raise DataError(f"could draw only {len(names)} distinct names; ask for fewer celebrities")
     return names
 
 
@@ -272,16 +276,16 @@ def generate(
     if source_dir:
         return load_original(source_dir, seed)
     if num_celebrities % (2 * BLOCK_SIZE) or not 2 * BLOCK_SIZE <= num_celebrities <= MAX_CELEBRITIES:
-        raise ValueError(
+        raise DataError(
             f"num_celebrities={num_celebrities}: must be a multiple of {2 * BLOCK_SIZE} between "
             f"{2 * BLOCK_SIZE} and {MAX_CELEBRITIES} (two sets cut into blocks of {BLOCK_SIZE})"
         )
     if not 1 <= train_phrasings <= min(len(P2D_TRAIN), len(D2P_TRAIN)):
-        raise ValueError(
+        raise DataError(
             f"train_phrasings={train_phrasings}: must be between 1 and {min(len(P2D_TRAIN), len(D2P_TRAIN))}"
         )
     if not 1 <= test_phrasings <= min(len(P2D_TEST), len(D2P_TEST)):
-        raise ValueError(f"test_phrasings={test_phrasings}: must be between 1 and {min(len(P2D_TEST), len(D2P_TEST))}")
+        raise DataError(f"test_phrasings={test_phrasings}: must be between 1 and {min(len(P2D_TEST), len(D2P_TEST))}")
 
     # A string seed is hashed with SHA-512: stable across runs and Python versions, and
     # independent of other families' streams for the same integer seed.
@@ -317,21 +321,27 @@ def generate(
     train = plain + paraphrases
     icl_facts = [row["text"] for row in plain]
 
-    # Items are ordered block by block, phrasing by phrasing; the phrasing rotates over the
+    # Items come round by round (a round asks every set-A celebrity once, in one held-out
+    # phrasing per block), block by block, in a shuffled order within each block: a prefix
+    # of the split names as many different people as it can. Phrasings rotate over the
     # held-out templates so that each is used about equally often.
     tests: dict[str, list[dict]] = {"forward": [], "reverse": []}
+    needs: dict[str, list[tuple[str, ...]]] = {"forward": [], "reverse": []}
 
     def add_item(split: str, celebrity: dict, label: int, query: str, choices: list[str]) -> None:
         rows = tests[split]
         rows.append({"id": f"reversal_curse-{split}-{len(rows):03d}", "source_id": celebrity["source_id"],
                      "query": query, "choices": choices, "label": label})  # fmt: skip
+        needs[split].append((celebrity["source_id"],))  # the item needs the celebrity's (p2d) fact
 
-    for b, (block, _) in enumerate(blocks_of_four(set_a, rng)):
-        for k in range(test_phrasings):
-            turn = b * test_phrasings + k
+    turn = 0
+    for _ in range(test_phrasings):
+        for block, _ in blocks_of_four(set_a, rng):
             query_p2d, form = P2D_TEST[turn % len(P2D_TEST)]
             query_d2p = D2P_TEST[turn % len(D2P_TEST)]
-            for label, celebrity in enumerate(block):
+            turn += 1
+            for label in rng.sample(range(BLOCK_SIZE), BLOCK_SIZE):
+                celebrity = block[label]
                 add_item("forward", celebrity, label, fill(query_p2d, celebrity), [c[form] + "." for c in block])
                 add_item("reverse", celebrity, label, fill(query_d2p, celebrity), [c["name"] + "." for c in block])
 
@@ -353,4 +363,8 @@ def generate(
         icl_facts=icl_facts,
         tests=tests,
         oracle=oracle,
+        # A fact is a celebrity's name-description pair, whichever direction states it.
+        icl_fact_keys=[(row["source_id"],) for row in plain],
+        train_fact_keys=[(row["source_id"],) for row in train],
+        test_needs=needs,
     )

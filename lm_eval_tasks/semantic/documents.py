@@ -1,16 +1,21 @@
-"""Short wiki-like training documents, one topic category each, in varied styles.
+"""Short wiki-like training documents, one category each, in varied styles.
 
-A document about a topic states some of the topic's own facts (its parent, properties
-and relations; never an inherited one, which would turn a test inference into a trained
-fact), may add sections with the own facts of some of its kinds (children), and, for a
-parent of a held-out category, states the held-out category's parent fact: the only
-sentence training ever says about it. The first document of every topic states all of
-its facts, so every fact a test needs is in at least one document.
+A document about a topic states some of the topic's own facts (its parent, properties and
+relations) and nothing about any other category. Never an inherited fact, which would turn
+a test inference into a trained fact, and never a fact of another category: a document
+about "flower" that also said "roses are flowers" would put "rose" next to every flower
+property, and "pick the choice that shares a document with the subject" would answer the
+one-hop inferences without the inference (it scored 0.99 when documents had such
+sections). A held-out category has documents of its own that state its parent fact, the
+only thing training ever says about it. The first document of every topic states all of
+its facts, each in a sentence that names its subject (no pronoun), so every fact a test
+needs is in at least one document and is learnable from a single sentence, whatever the
+finetuning unit.
 
-Styles: `encyclopedia` (plain statements, "They ..." for the same subject),
-`field_notes` and `overview` (a framing sentence, then statements) and `qa`
-(question-answer pairs). Every document has 4 to `max_sentences` sentences, on one line
-(the ICL prompt shows one document per line).
+Styles: `encyclopedia` (plain statements; in documents after the first, "They ..." may
+restate the previous sentence's subject), `field_notes` and `overview` (a framing
+sentence, then statements) and `qa` (question-answer pairs). Every document has 4 to
+`max_sentences` sentences, on one line (the ICL prompt shows one document per line).
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from lm_eval_tasks.errors import DataError
 from lm_eval_tasks.semantic.knowledge import ISA, Fact, KnowledgeBase
 from lm_eval_tasks.semantic.language import Vocabulary
 from lm_eval_tasks.semantic.templates import (
     ANSWER_PREFIX,
     ASIDES,
-    OPENERS,
     LISTABLE_KINDS,
+    OPENERS,
     PRONOUN,
     QUESTION,
     TRAINING,
@@ -47,6 +53,7 @@ class Document:
     topic: str
     style: str
     sentences: tuple[str, ...]
+    facts: tuple[Fact, ...]  # what the sentences state
 
     @property
     def text(self) -> str:
@@ -83,8 +90,15 @@ def render_statement(group: list[Fact], vocab: Vocabulary, rng: random.Random, p
 
 
 def render_document(
-    topic: str, facts: list[Fact], style: str, vocab: Vocabulary, rng: random.Random, merge_all: bool = False
+    topic: str,
+    facts: list[Fact],
+    style: str,
+    vocab: Vocabulary,
+    rng: random.Random,
+    merge_all: bool = False,
+    pronouns: bool = True,
 ) -> Document:
+    """The document; with `pronouns=False` every statement names its subject."""
     groups = statements(facts, rng, merge_all)
     sentences: list[str] = []
     previous_subject = None
@@ -94,7 +108,12 @@ def render_document(
             sentences.append(vocab.render(QUESTION[template_kind(group[0].relation)], group[0]))
             sentences.append(ANSWER_PREFIX + render_statement(group, vocab, rng, pronoun=False))
         else:
-            pronoun = style == "encyclopedia" and subject == previous_subject and rng.random() < PRONOUN_PROBABILITY
+            pronoun = (
+                pronouns
+                and style == "encyclopedia"
+                and subject == previous_subject
+                and rng.random() < PRONOUN_PROBABILITY
+            )
             sentences.append(render_statement(group, vocab, rng, pronoun))
         previous_subject = subject
     # Framing sentences: the style's opener, then (if still short) another opener and
@@ -105,23 +124,22 @@ def render_document(
     asides = rng.sample(ASIDES, len(ASIDES))
     while len(sentences) < MIN_SENTENCES:
         sentences.append(vocab.render_about(asides.pop(), topic))
-    return Document(topic, style, tuple(sentences))
+    return Document(topic, style, tuple(sentences), tuple(facts))
 
 
 def topic_facts(kb: KnowledgeBase, topic: str) -> list[Fact]:
-    """What documents about `topic` state: its own facts, then its held-out children's parent facts."""
-    held_out_children = [Fact(c, ISA, topic) for c in kb.holdouts if kb.parent(c) == topic]
-    return kb.facts_about(topic) + held_out_children
+    """What documents about `topic` state: its own facts (for a held-out category, its parent fact)."""
+    return kb.facts_about(topic)
 
 
 def write_documents(
     kb: KnowledgeBase, vocab: Vocabulary, num_documents: int, max_sentences: int, rng: random.Random
 ) -> list[Document]:
-    """`num_documents` documents spread evenly over the topics, in a seeded random order."""
-    topics = list(kb.topics)
+    """`num_documents` documents spread evenly over the categories, in a seeded random order."""
+    topics = list(kb.categories)
     if num_documents < len(topics):
-        raise ValueError(
-            f"num_documents={num_documents}: need at least one per documented category ({len(topics)}) "
+        raise DataError(
+            f"num_documents={num_documents}: need at least one per category ({len(topics)}) "
             "so that every fact appears in training; raise num_documents"
         )
     per_topic = {t: num_documents // len(topics) for t in topics}
@@ -145,46 +163,19 @@ def write_documents(
 def _random_document(
     kb: KnowledgeBase, topic: str, vocab: Vocabulary, max_sentences: int, rng: random.Random, complete: bool
 ) -> Document:
-    """A document about `topic`: all its facts if `complete`, else a random half or more of them."""
+    """A document about `topic`: all its facts, each naming its subject, if `complete`; else a random half or more."""
     facts = topic_facts(kb, topic)
     core = list(facts) if complete else rng.sample(facts, rng.randint((len(facts) + 1) // 2, len(facts)))
-    # Sections on some of the topic's kinds lengthen a document towards a random target;
-    # they are dropped first when it would get too long.
-    target = rng.randint(MIN_SENTENCES, max_sentences)
-    kinds = [c for c in kb.topics if kb.parent(c) == topic]
-    extra: list[list[Fact]] = []
-    for kind in rng.sample(kinds, len(kinds)):
-        if len(core) + sum(map(len, extra)) >= target:
-            break
-        own = kb.facts_about(kind)
-        extra.append(own[:1] + rng.sample(own[1:], rng.randint(0, len(own) - 1)))
-    return _fitting_document(topic, core, extra, vocab, max_sentences, rng)
-
-
-def _fitting_document(
-    topic: str, core: list[Fact], extra: list[list[Fact]], vocab: Vocabulary, max_sentences: int, rng: random.Random
-) -> Document:
-    """A document in a random style with at most `max_sentences` sentences.
-
-    The topic's parent fact leads (as in an encyclopedia entry), its other facts follow
-    in random order, then the `extra` sections, each about one kind of the topic. Too
-    long a document loses its last sections, then gives way to a plain encyclopedia entry
-    with every property list merged, which fits any topic of the skeleton.
-    """
+    # The topic's parent fact leads (as in an encyclopedia entry), its other facts follow in random order.
     ordered = [f for f in core if f.relation == ISA and f.subject == topic]
     rest = [f for f in core if f not in ordered]
     rng.shuffle(rest)
     style = rng.choice(STYLES)
-    while True:
-        facts = ordered + rest + [f for section in extra for f in section]
-        document = render_document(topic, facts, style, vocab, rng)
-        if len(document.sentences) <= max_sentences or not extra:
-            break
-        extra = extra[:-1]
+    document = render_document(topic, ordered + rest, style, vocab, rng, pronouns=not complete)
+    if len(document.sentences) > max_sentences:  # a plain entry with every property list merged fits any topic
+        document = render_document(topic, ordered + rest, "encyclopedia", vocab, rng, merge_all=True, pronouns=False)
     if len(document.sentences) > max_sentences:
-        document = render_document(topic, ordered + rest, "encyclopedia", vocab, rng, merge_all=True)
-    if len(document.sentences) > max_sentences:
-        raise ValueError(
+        raise DataError(
             f"a document about {topic!r} needs {len(document.sentences)} sentences; max_sentences is {max_sentences}"
         )
     return document

@@ -18,9 +18,10 @@ counterbalancing, reasoner.py for what "entailed" means.
 
 Size: `preset` ("small": the whole training set fits SmolLM2's context, so the ICL prompt
 shows every document; "paper": about 110 categories and 2200 documents) and explicit
-overrides, 0 meaning the preset's value. Larger training sets than `icl_token_budget`
-(estimated tokens) are shown in context as a seeded random subsample of documents, as
-the paper subsampled its largest datasets.
+overrides, 0 meaning the preset's value. Which documents a larger training set shows in
+context is chosen by the facts the test items need (`lm_eval_tasks.icl_context`): every
+document states known facts (`train_fact_keys`) and every test row needs the premises of
+its answer (`test_needs`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import dataclasses
 import logging
 import random
 
-from lm_eval_tasks.context_budget import subsample_to_budget
+from lm_eval_tasks.errors import DataError
 from lm_eval_tasks.semantic.documents import MIN_SENTENCES, write_documents
 from lm_eval_tasks.semantic.knowledge import (
     Fact,
@@ -47,7 +48,7 @@ from lm_eval_tasks.spec import FamilyData
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0"
+VERSION = "2.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +82,9 @@ def generate(
     num_holdout: int = 0,
     num_documents: int = 0,
     max_sentences: int = 0,
-    icl_token_budget: int = 6000,
 ) -> FamilyData:
     """The family's data (the data API's entry point); options as in `build_instance`."""
-    return build_instance(
-        seed, preset, num_categories, num_holdout, num_documents, max_sentences, icl_token_budget
-    ).data
+    return build_instance(seed, preset, num_categories, num_holdout, num_documents, max_sentences).data
 
 
 def build_instance(
@@ -96,16 +94,14 @@ def build_instance(
     num_holdout: int = 0,
     num_documents: int = 0,
     max_sentences: int = 0,
-    icl_token_budget: int = 6000,
 ) -> Instance:
     """Generate one instance. Size options of 0 take the preset's value.
 
     num_categories: taxonomy categories in play (ancestor-closed); num_holdout: held-out
-    categories; num_documents: training documents; max_sentences: per document;
-    icl_token_budget: estimated tokens of documents the ICL prompt may show.
+    categories; num_documents: training documents; max_sentences: per document.
     """
     if preset not in PRESETS:
-        raise ValueError(f"preset={preset!r}: choose one of {sorted(PRESETS)}")
+        raise DataError(f"preset={preset!r}: choose one of {sorted(PRESETS)}")
     defaults = PRESETS[preset]
     sizes = {
         "num_categories": num_categories or defaults.num_categories,
@@ -115,11 +111,9 @@ def build_instance(
     }
     for name, value in sizes.items():
         if value < 1:
-            raise ValueError(f"{name}={value}: must be positive (0 takes the preset's value)")
+            raise DataError(f"{name}={value}: must be positive (0 takes the preset's value)")
     if sizes["max_sentences"] < MIN_SENTENCES:
-        raise ValueError(f"max_sentences={sizes['max_sentences']}: must be at least {MIN_SENTENCES}")
-    if icl_token_budget < 1:
-        raise ValueError(f"icl_token_budget={icl_token_budget}: must be positive")
+        raise DataError(f"max_sentences={sizes['max_sentences']}: must be at least {MIN_SENTENCES}")
 
     rng = random.Random(f"semantic-{seed}")
     skeleton = load_skeleton()
@@ -142,17 +136,12 @@ def build_instance(
         {"id": f"semantic-doc-{i:04d}", "source_id": kb.source_id(d.topic), "style": d.style, "text": d.text}
         for i, d in enumerate(documents)
     ]
-    texts = [row["text"] for row in train]
-    icl_facts = subsample_to_budget(texts, icl_token_budget, random.Random(f"semantic-icl-{seed}"))
-    if len(icl_facts) < len(texts):
-        logger.info(
-            "ICL context: %d of %d documents fit %d estimated tokens", len(icl_facts), len(texts), icl_token_budget
-        )
+    fact_keys = [tuple(sorted({str(f) for f in d.facts})) for d in documents]
     inferred = [f for f in reasoner.closure if f not in reasoner.trained]
-    tests = build_splits(kb, reasoner, vocab, rng)
+    tests, needs = build_splits(kb, reasoner, vocab, rng)
     empty = [split for split, rows in tests.items() if not rows]
     if empty:
-        raise ValueError(
+        raise DataError(
             f"num_categories={sizes['num_categories']}, num_holdout={sizes['num_holdout']}: split(s) {empty} get no "
             "counterbalanced item at this size; raise num_categories or num_holdout"
         )
@@ -160,11 +149,14 @@ def build_instance(
         family="semantic",
         version=VERSION,
         seed=seed,
-        options={"preset": preset, **sizes, "icl_token_budget": icl_token_budget},
+        options={"preset": preset, **sizes},
         train=train,
-        icl_facts=icl_facts,
+        icl_facts=[row["text"] for row in train],
         tests=tests,
         oracle=oracle_rows(kb, inferred, vocab),
+        icl_fact_keys=fact_keys,
+        train_fact_keys=fact_keys,
+        test_needs=needs,
     )
     return Instance(kb, vocab, reasoner, data)
 

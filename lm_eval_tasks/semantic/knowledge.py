@@ -8,8 +8,9 @@ words. Relations:
 - a verb of the skeleton's `relations` (hunt, eat, carry): category -> category.
 
 A `KnowledgeBase` is one sized instance: the selected categories, the held-out ones and
-the facts that training states. A held-out category contributes only its parent fact;
-its own properties and relations are not part of the instance at all.
+the facts that training states. A held-out category contributes only its parent fact
+(stated in documents of its own); its own properties and relations are not part of the
+instance at all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import functools
 import itertools
 import random
 from pathlib import Path
+
+from lm_eval_tasks.errors import DataError
 
 # Why .yml: lm-eval's TaskIndex parses every `**/*.yaml` under the task directory as a
 # task config on each index build; it never reads `.yml`.
@@ -72,7 +75,7 @@ class Skeleton:
         return category + "s"
 
 
-class SkeletonError(ValueError):
+class SkeletonError(DataError):
     """skeleton.yml is malformed; the message names the entry."""
 
 
@@ -156,15 +159,9 @@ class KnowledgeBase:
         """The `source_id` of the documents that state `category`'s trained facts.
 
         A category is named by its position in the instance (never by its gloss). A
-        held-out category has no documents: its parent fact is in its parent's.
+        held-out category's documents state its parent fact only.
         """
-        documented = self.parent(category) if category in self.holdouts else category
-        return f"semantic-category-{self.categories.index(documented):03d}"
-
-    @functools.cached_property
-    def topics(self) -> tuple[str, ...]:
-        """Categories with documents of their own: all but the held-out ones."""
-        return tuple(c for c in self.categories if c not in self.holdouts)
+        return f"semantic-category-{self.categories.index(category):03d}"
 
     def facts_about(self, category: str) -> list[Fact]:
         return [f for f in self.facts if f.subject == category]
@@ -179,7 +176,7 @@ def select_categories(skeleton: Skeleton, num_categories: int, rng: random.Rando
     chosen parent siblings to compare and to hold out.
     """
     if not MIN_CATEGORIES <= num_categories <= len(skeleton.parents):
-        raise ValueError(
+        raise DataError(
             f"num_categories={num_categories}: must be between {MIN_CATEGORIES} and {len(skeleton.parents)}"
         )
     children: dict[str, list[str]] = {}
@@ -263,7 +260,7 @@ def choose_holdouts(
                 picked.append(holdout)
                 parents_used.add(skeleton.parents[holdout])
     if len(picked) < num_holdout:
-        raise ValueError(
+        raise DataError(
             f"num_holdout={num_holdout}: only {len(picked)} categories of this selection can be held out "
             "(leaves with a sibling, one per parent, not the object of a relation, every inference askable); "
             "lower num_holdout or raise num_categories"

@@ -99,8 +99,20 @@ class Vocabulary:
         return re.sub(r"[A-Za-z]+", replace, text)
 
 
+def inflections(kind: str, word: str) -> tuple[str, ...]:
+    """Every form in which a word of this concept kind appears in the data."""
+    if kind in (CATEGORY, "has"):
+        return word, plural(word)
+    if kind == VERB:
+        return word, participle(word)
+    return (word,)
+
+
 def build_vocabulary(kb: KnowledgeBase, rng: random.Random) -> Vocabulary:
-    """One distinct nonsense word per concept in play, drawn in a fixed concept order."""
+    """One distinct nonsense word per concept in play, drawn in a fixed concept order.
+
+    Every inflected form is checked against English like the word itself (`sample_words`'s
+    `forms`): "negu" is a fine word, but its plural "negus" is English."""
     concepts = [(CATEGORY, c) for c in kb.categories]
     for fact in kb.facts:
         if fact.relation == ISA:
@@ -108,7 +120,7 @@ def build_vocabulary(kb: KnowledgeBase, rng: random.Random) -> Vocabulary:
         concept = (VERB, fact.relation) if fact.value_is_category else (fact.relation, fact.value)
         if concept not in concepts:
             concepts.append(concept)
-    words = sample_words(len(concepts), rng)
+    words = sample_words(len(concepts), rng, forms=lambda i, word: inflections(concepts[i][0], word))
     vocabulary = Vocabulary(dict(zip(concepts, words)))
     vocabulary.surface_forms  # noqa: B018 -- fail now if two inflected forms collide
     return vocabulary

@@ -16,8 +16,10 @@ relations, shared inherited values) get distractors that balance the split as we
 possible: those the split has used least as distractors relative to how often they are
 right. The `grouped` field of each row says which mechanism built it.
 
-Rows are ordered group by group, each item's phrasings together, so `--limit` keeps
-whole groups (a limit that is a multiple of NUM_CHOICES x phrasings).
+Rows come group by group, each item's phrasings together, and the groups of the
+different relations (and hop counts, and grouped or balanced items) are interleaved in
+proportion (`lm_eval_tasks.ordering`): a `--limit` prefix is a fair sample of the split,
+and a limit that is a multiple of NUM_CHOICES x phrasings keeps whole groups.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import random
 from collections import Counter
 
+from lm_eval_tasks.ordering import interleave
 from lm_eval_tasks.semantic.knowledge import Fact, KnowledgeBase
 from lm_eval_tasks.semantic.language import Vocabulary, capitalize
 from lm_eval_tasks.semantic.reasoner import Reasoner
@@ -143,12 +146,15 @@ def unaskable_holdouts(kb: KnowledgeBase, reasoner: Reasoner) -> set[str]:
     }
 
 
-def build_splits(kb: KnowledgeBase, reasoner: Reasoner, vocab: Vocabulary, rng: random.Random) -> dict[str, list[dict]]:
-    """Every test split's rows.
+def build_splits(
+    kb: KnowledgeBase, reasoner: Reasoner, vocab: Vocabulary, rng: random.Random
+) -> tuple[dict[str, list[dict]], dict[str, list[tuple[str, ...]]]]:
+    """Every test split's rows, and for each row the trained facts its answer follows from.
 
     Splits test a counterbalanced sample: the facts that fit into a Latin-square group.
     Only category_holdout, which must test every inference, keeps the rest too.
-    rephrase and reversal ask the same trained facts, in the same groups.
+    rephrase and reversal ask the same trained facts, in the same groups. A row's needs
+    are the premises of a shortest derivation of its fact (the fact itself if trained).
     """
     holdouts = set(kb.holdouts)
     trained = [f for f in kb.facts if f.subject not in holdouts]
@@ -171,14 +177,19 @@ def build_splits(kb: KnowledgeBase, reasoner: Reasoner, vocab: Vocabulary, rng: 
             builders[split].add_balanced(leftovers, "forward")
         else:
             builders[split].dropped += len(leftovers)
+    rows, needs = {}, {}
     for split, builder in builders.items():
-        logger.info("split %s: %d rows; %d candidate items left out", split, len(builder.rows), builder.dropped)
-    return {split: builder.rows for split, builder in builders.items()}
+        rows[split], needs[split] = builder.finish()
+        logger.info("split %s: %d rows; %d candidate items left out", split, len(rows[split]), builder.dropped)
+    return rows, needs
 
 
 @dataclasses.dataclass
 class SplitBuilder:
-    """Builds one test split's rows; `pool` holds every entailed fact that may lend a distractor."""
+    """Builds one test split's rows; `pool` holds every entailed fact that may lend a distractor.
+
+    Items are collected in units (a Latin-square group, or one balanced item), which
+    `finish` orders and numbers."""
 
     split: str
     kb: KnowledgeBase
@@ -186,19 +197,22 @@ class SplitBuilder:
     vocab: Vocabulary
     pool: list[Fact]
     rng: random.Random
-    rows: list[dict] = dataclasses.field(default_factory=list)
     dropped: int = 0
+    _units: list[tuple[tuple, list[tuple[Item, list[str]]]]] = dataclasses.field(default_factory=list)
     _right: Counter = dataclasses.field(default_factory=Counter)
     _wrong: Counter = dataclasses.field(default_factory=Counter)
-    _items: int = 0
 
     def add_groups(self, groups: list[list[Fact]], direction: str) -> None:
         for group in groups:
             items = [Item(f, direction) for f in group]
             order = [item.answer for item in items]
             self.rng.shuffle(order)
+            self.rng.shuffle(items)  # so that labels do not follow the items' order within the group
+            fact = group[0]
+            self._units.append(((template_kind(fact.relation), self.reasoner.hops(fact), True),
+                                [(item, order) for item in items]))  # fmt: skip
             for item in items:
-                self._add(item, order, grouped=True)
+                self._count(item, order)
 
     def add_balanced(self, facts: list[Fact], direction: str) -> None:
         """Items outside any group: the least-used fair distractors of the same relation."""
@@ -213,35 +227,57 @@ class SplitBuilder:
             fair.sort(key=lambda a: self._wrong[a] - (NUM_CHOICES - 1) * self._right[a])
             order = [item.answer, *fair[: NUM_CHOICES - 1]]
             self.rng.shuffle(order)
-            self._add(item, order, grouped=False)
+            self._units.append(((template_kind(fact.relation), self.reasoner.hops(fact), False), [(item, order)]))
+            self._count(item, order)
 
-    def _add(self, item: Item, order: list[str], grouped: bool) -> None:
-        fact = item.fact
-        kind = template_kind(fact.relation)
-        item_id = f"semantic-{self.split}-{self._items:04d}"
-        self._items += 1
-        templates = TEST_FORWARD[kind] if item.direction == "forward" else TEST_REVERSE[kind]
-        for phrasing, (query, answer) in enumerate(templates):
-            self.rows.append(
-                {
-                    "id": f"{item_id}-p{phrasing}",
-                    "source_id": self.kb.source_id(fact.subject),
-                    "item_id": item_id,
-                    "query": capitalize(query.format(**self.vocab.slots(fact))),
-                    "choices": [answer.format(**self.vocab.slots(item.candidate(a))) for a in order],
-                    "label": order.index(item.answer),
-                    "relation": kind,
-                    "direction": item.direction,
-                    "hops": self.reasoner.hops(fact),
-                    "phrasing": phrasing,
-                    "grouped": grouped,
-                    "gloss": self.gloss(fact),
-                }
-            )
+    def _count(self, item: Item, order: list[str]) -> None:
         self._right[item.answer] += 1
         for a in order:
             if a != item.answer:
                 self._wrong[a] += 1
+
+    def finish(self) -> tuple[list[dict], list[tuple[str, ...]]]:
+        """The rows in their final order (units interleaved by kind), numbered, and each row's needs."""
+        rows: list[dict] = []
+        needs: list[tuple[str, ...]] = []
+        number = 0
+        positions: Counter = Counter()  # how often each choice position holds an ungrouped item's answer
+        for _, members in interleave(self._units, lambda unit: unit[0], self.rng):
+            for item, order in members:
+                if len(members) == 1:  # outside a Latin square: the answer goes where answers have been least
+                    least = min(positions[i] for i in range(NUM_CHOICES))
+                    target = self.rng.choice([i for i in range(NUM_CHOICES) if positions[i] == least])
+                    order = [a for a in order if a != item.answer]
+                    order.insert(target, item.answer)
+                    positions[target] += 1
+                item_rows = self._rows(item, order, f"semantic-{self.split}-{number:04d}", members)
+                number += 1
+                rows += item_rows
+                premises = tuple(sorted({str(f) for f in self.reasoner.proof(item.fact)}))
+                needs += [premises] * len(item_rows)
+        return rows, needs
+
+    def _rows(self, item: Item, order: list[str], item_id: str, unit: list) -> list[dict]:
+        fact = item.fact
+        kind = template_kind(fact.relation)
+        templates = TEST_FORWARD[kind] if item.direction == "forward" else TEST_REVERSE[kind]
+        return [
+            {
+                "id": f"{item_id}-p{phrasing}",
+                "source_id": self.kb.source_id(fact.subject),
+                "item_id": item_id,
+                "query": capitalize(query.format(**self.vocab.slots(fact))),
+                "choices": [answer.format(**self.vocab.slots(item.candidate(a))) for a in order],
+                "label": order.index(item.answer),
+                "relation": kind,
+                "direction": item.direction,
+                "hops": self.reasoner.hops(fact),
+                "phrasing": phrasing,
+                "grouped": len(unit) > 1,
+                "gloss": self.gloss(fact),
+            }
+            for phrasing, (query, answer) in enumerate(templates)
+        ]
 
     def gloss(self, fact: Fact) -> str:
         """The item's true statement in English: debugging output only, never in a prompt."""

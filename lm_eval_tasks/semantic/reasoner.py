@@ -101,7 +101,7 @@ class Reasoner:
 
     # -- what is clearly false ----------------------------------------------------------
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 -- one reasoner per generated instance
+    @functools.cache  # noqa: B019 -- one reasoner per generated instance
     def excluded_values(self, subject: str, relation: str) -> frozenset[str]:
         """Values v for which (subject relation v) is entailed or undetermined: never a distractor.
 
