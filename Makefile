@@ -39,7 +39,7 @@ install: $(BIN)/.installed
 # embedded model with the small preset; resumable (rerun skips finished steps).
 run: install
 	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
-		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic --output $(RUN_DIR)
+		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic,icl_ft_process --output $(RUN_DIR)
 
 check: test test-latest
 

@@ -19,7 +19,7 @@ from augment.config import AugmentConfig
 from augment.io import ResumableWriter
 from augment.items import SourceItem, check_generations, chunks, record_item, sampling_params
 from augment.parsing import normalize, words_of
-from augment.prompting import GLOBAL_PROMPT, split_shared_prefix
+from augment.prompting import prompt_for, split_shared_prefix
 from lm_eval_tasks.context_budget import CHARS_PER_TOKEN, estimate_tokens, fit_to_budget
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def run_global(
     cfg: AugmentConfig, data, items: list[SourceItem], generate: Generator, writer: ResumableWriter
 ) -> dict[str, Any]:
     generator_name = getattr(generate, "name", type(generate).__name__)
+    prompt = prompt_for("global", cfg.family)
     shown, context_info = context_documents(cfg, data, generate)
     context_words = words_of(" ".join(shown))
     # A kept inference must say something new: no training document or fact again.
@@ -73,9 +74,9 @@ def run_global(
         "on" if reuse else "off",
     )
     for chunk in chunks(todo, cfg.batch_size):
-        prefix, suffixes = split_shared_prefix(GLOBAL_PROMPT, [item.text for item in chunk], context=shown)
+        prefix, suffixes = split_shared_prefix(prompt, [item.text for item in chunk], context=shown)
         suffixes = [suffix for suffix in suffixes for _ in range(cfg.num_samples)]
-        params = sampling_params(cfg, GLOBAL_PROMPT.stop_strings, [item.id for item in chunk])
+        params = sampling_params(cfg, prompt.stop_strings, [item.id for item in chunk])
         if reuse:
             generations = generate.generate_with_prefix(prefix, suffixes, params)
         else:
@@ -87,7 +88,7 @@ def run_global(
                 cfg,
                 writer,
                 generator_name,
-                GLOBAL_PROMPT,
+                prompt,
                 item,
                 item_generations,
                 context_words | words_of(item.text),

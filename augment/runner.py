@@ -36,7 +36,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     from augment.io import OutputError, ResumableWriter
     from augment.items import source_items
     from augment.parsing import DROP_REASONS
-    from augment.prompting import GLOBAL_PROMPT, LOCAL_PROMPT, template_sha256
+    from augment.prompting import prompt_for, template_sha256
     from icl_ft_common.artifacts import dropped_path, summary_path
     from lm_eval_tasks.api import generate_family
 
@@ -50,7 +50,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
     settings = {**cfg.settings(), **({"sampling_seeds": SAMPLING_SEEDS} if cfg.temperature > 0 else {})}
     writer = ResumableWriter(cfg.output_path, settings, overwrite=cfg.overwrite, saved_settings=saved_settings)
     context_info = None
-    prompt = {"local": LOCAL_PROMPT, "global": GLOBAL_PROMPT}.get(cfg.mode)
+    prompt = prompt_for(cfg.mode, cfg.family)
     if cfg.mode == "oracle":
         from augment.oracle import ORACLE_GENERATOR, run_oracle
 
@@ -77,7 +77,7 @@ def run(cfg: AugmentConfig, generate=None) -> dict[str, Any]:
         "mode": cfg.mode,
         "generator": generator_name,
         "prompt_version": prompt.version if prompt else None,
-        "prompt_sha256": template_sha256(prompt.version) if prompt else None,
+        "prompt_sha256": template_sha256(prompt.version, prompt.package) if prompt else None,
         "sampling": cfg.sampling() if prompt else None,
         "sample_seed": cfg.sample_seed if prompt else None,
         "sampling_seeds": SAMPLING_SEEDS if prompt and cfg.temperature > 0 else None,

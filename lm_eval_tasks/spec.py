@@ -85,6 +85,23 @@ class StudyDefaults:
 
 
 @dataclasses.dataclass(frozen=True)
+class AugmentPrompt:
+    """A family's own augmentation prompt, used instead of augment's generic one for its mode.
+
+    The template is `lm_eval_tasks/<family>/prompts/<version>.jinja`, rendered with the same
+    variables as the generic one (local: `statement`; global: `context`, `document`).
+    `answer_kind` is the kind of the sentences before any section header of the answer;
+    `stop_strings` end the answer; `require_all_entities` drops a sentence that leaves out
+    one of a one-sentence source's nonsense words (see augment.parsing).
+    """
+
+    version: str
+    answer_kind: str
+    stop_strings: tuple[str, ...]
+    require_all_entities: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class FamilySpec:
     """A family's declaration (its folder's `family.py` defines `SPEC`).
 
@@ -95,7 +112,9 @@ class FamilySpec:
     (augment's `oracle` mode, the study's `ft_oracle` condition). `audit_checker(data) ->
     FamilyChecker` is the family's plug-in to `icl-ft audit` (its symbolic checker, in the
     folder's `audit.py`; see `lm_eval_tasks.audit.checker` and docs/audit.md); None gives the
-    fact-blind checks only.
+    fact-blind checks only. `augment_prompts`: augment mode ("local", "global") -> the
+    family's own prompt (a procedure is restated and applied, not reversed); modes not named
+    use augment's generic prompts.
     """
 
     name: str
@@ -106,3 +125,4 @@ class FamilySpec:
     study: StudyDefaults = dataclasses.field(default_factory=StudyDefaults)
     description: str = ""
     audit_checker: Callable[[FamilyData], Any] | None = None
+    augment_prompts: Mapping[str, AugmentPrompt] = dataclasses.field(default_factory=dict)

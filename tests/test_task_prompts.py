@@ -39,12 +39,16 @@ def leaf_task_names() -> list[str]:
     return [yaml.safe_load(path.read_text())["task"] for path in sorted(TASKS_DIR.glob("*/[!_]*.yaml"))]
 
 
+def generative(task) -> bool:
+    return task.config.output_type == "generate_until"
+
+
 def render(task) -> dict:
     doc = task.test_docs()[0]
     return {
         "version": task.config.metadata["version"],
         "target": task.doc_to_target(doc),
-        "choices": task.doc_to_choice(doc),
+        "choices": None if generative(task) else task.doc_to_choice(doc),
         "prompt": task.fewshot_context(doc, num_fewshot=0),
     }
 
@@ -91,9 +95,14 @@ def test_prompt_contracts_hold_for_every_doc(task_manager, name):
     for doc in task.test_docs():
         prompt = task.doc_to_text(doc)
         assert prompt == prompt.rstrip(), "doc_to_text must not end in whitespace (target_delimiter adds it)"
-        choices = task.doc_to_choice(doc)
-        assert len(set(choices)) == len(choices) >= 2
-        assert all(choice == choice.strip() for choice in choices)
+        if generative(task):  # a target to generate, one line long
+            target = task.doc_to_target(doc)
+            assert target and target == target.strip() and "\n" not in target
+            assert "\n" in task.config.generation_kwargs["until"]
+        else:
+            choices = task.doc_to_choice(doc)
+            assert len(set(choices)) == len(choices) >= 2
+            assert all(choice == choice.strip() for choice in choices)
         if name.endswith("_ft"):
             assert prompt == "- " + doc["query"]
         else:
