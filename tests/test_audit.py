@@ -98,10 +98,8 @@ def test_shortcuts_are_permitted_only_where_a_split_asks_a_trained_fact(cards, c
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_limit_prefixes_are_balanced(cards, case, request):
+def test_limit_prefixes_are_balanced(cards, case):
     """Every prefix holds each label position, item kind and answer in proportion, to within one balanced unit."""
-    if case[0] == "process":  # known finding: its positions are balanced per split, not yet per --limit prefix
-        request.applymarker(pytest.mark.xfail(reason="process: label positions not balanced per prefix (issue 15)"))
     card = cards(*case)
     for split, excess in card["prefix_balance"].items():
         assert excess["label"] <= 2, (split, excess)

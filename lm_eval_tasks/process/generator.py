@@ -297,9 +297,14 @@ def build_split(
         used.add(entry.expr)
         chosen.append((entry, kinds))
 
-    # Counterbalanced positions: each position holds the answer for exactly a quarter of the items.
-    positions = [i % len(CHOICE_KINDS) for i in range(num_items)]
-    rng.shuffle(positions)
+    # Counterbalanced positions: every run of len(CHOICE_KINDS) consecutive items holds the answer
+    # once at each position (in a shuffled order), so any `--limit` prefix is balanced too.
+    positions = []
+    while len(positions) < num_items:
+        block = list(range(len(CHOICE_KINDS)))
+        rng.shuffle(block)
+        positions += block
+    positions = positions[:num_items]
     rows = []
     for index, ((entry, kinds), label) in enumerate(zip(chosen, positions)):
         order = list(CHOICE_KINDS[1:])
