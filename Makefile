@@ -1,6 +1,6 @@
 # Set-up and tests on a fresh machine (see README):
 #   make run          # install the locked versions, then run the main job on the embedded model
-#   make check        # what CI runs (.ci/run): `make test`, then `make test-latest`
+#   make check        # what CI runs (.ci/run): `make lint`, `make test`, then `make test-latest`
 #   make test         # the whole suite on the locked versions (requirements/lock.txt), in .venv/
 #   make test-latest  # the canary: the tests marked `internals` on the newest versions allowed, in .venv-latest/
 #   make lock         # refresh the lock: the whole suite on the newest versions, then freeze them
@@ -41,7 +41,7 @@ run: install
 	$(BIN)/icl-ft study --model $$($(BIN)/icl-ft model path) \
 		--tasks icl_ft_reversal,icl_ft_syllogism,icl_ft_reversal_curse,icl_ft_semantic,icl_ft_process --output $(RUN_DIR)
 
-check: test test-latest
+check: lint test test-latest
 
 test: install
 	$(BIN)/python -m pytest

@@ -183,13 +183,18 @@ class HFGenerator:
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices of the suffixes generated together: in order, or by equal length where padding is not exact."""
         if self.padding_is_ignored:
-            return [list(range(start, min(start + self.batch_size, len(lengths))))
-                    for start in range(0, len(lengths), self.batch_size)]  # fmt: skip
+            return [
+                list(range(start, min(start + self.batch_size, len(lengths))))
+                for start in range(0, len(lengths), self.batch_size)
+            ]
         by_length: dict[int, list[int]] = {}
         for index, length in enumerate(lengths):
             by_length.setdefault(length, []).append(index)
-        return [group[start : start + self.batch_size]
-                for group in by_length.values() for start in range(0, len(group), self.batch_size)]  # fmt: skip
+        return [
+            group[start : start + self.batch_size]
+            for group in by_length.values()
+            for start in range(0, len(group), self.batch_size)
+        ]
 
     @functools.cached_property
     def padding_is_ignored(self) -> bool:
@@ -250,9 +255,11 @@ class HFGenerator:
             )
             with torch.no_grad():
                 prefix_cache = prefill(
-                    lambda **kwargs: self.model(**kwargs, **keep_last), prefix_ids.to(self.model.device), reuse,
+                    lambda **kwargs: self.model(**kwargs, **keep_last),
+                    prefix_ids.to(self.model.device),
+                    reuse,
                     chunk_tokens=PREFIX_CHUNK_TOKENS,
-                )  # fmt: skip
+                )
             logger.info("computed the KV cache of a %d-token shared prefix", prefix_ids.shape[1])
             self._prefix_memo = (prefix, prefix_ids, prefix_cache)
         return prefix_ids, prefix_cache if reuse is not None else None
@@ -285,7 +292,7 @@ class VLLMGenerator:
                 max_tokens=params.max_new_tokens,
                 stop=list(params.stop_strings) or None,
                 seed=seed,
-            )  # fmt: skip
+            )
             for seed in params.seeds_of(list(range(len(prompts))))
         ]  # one seed per prompt: vLLM then samples each request on its own generator
         return [result.outputs[0].text for result in self.llm.generate(prompts, sampling)]

@@ -54,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     if generator.cache_reuse is None:  # the probe's reason was logged
         print("error: this model cannot reuse a prefix KV cache, nothing to compare", file=sys.stderr)
         return 1
-    print(f"prefix KV cache reuse: {generator.cache_reuse.describe()}; batches mix suffix lengths: "
-          f"{generator.padding_is_ignored}")  # fmt: skip
-    print(f"context: {info['documents_shown']}/{info['documents_total']} documents, "
-          f"{generator.count_tokens(prefix)} prefix tokens; {len(documents)} documents in batches of "
-          f"{args.batch_size}, max_new_tokens {args.max_new_tokens}, greedy")  # fmt: skip
+    print(
+        f"prefix KV cache reuse: {generator.cache_reuse.describe()}; batches mix suffix lengths: "
+        f"{generator.padding_is_ignored}"
+    )
+    print(
+        f"context: {info['documents_shown']}/{info['documents_total']} documents, "
+        f"{generator.count_tokens(prefix)} prefix tokens; {len(documents)} documents in batches of "
+        f"{args.batch_size}, max_new_tokens {args.max_new_tokens}, greedy"
+    )
 
     # The two conditions alternate batch by batch, so that load from other processes on a
     # shared machine falls on both alike; the first reuse call includes computing the
@@ -70,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             batch = suffixes[start : start + args.batch_size]
             outputs[reuse] += generator.generate_with_prefix(prefix, batch, params, reuse_cache=reuse)
             timings[reuse] += time.perf_counter() - begin
-        print(f"  {len(outputs[True])}/{len(documents)} documents: reuse {timings[True]:.1f} s, "
-              f"recompute {timings[False]:.1f} s", flush=True)  # fmt: skip
+        print(
+            f"  {len(outputs[True])}/{len(documents)} documents: reuse {timings[True]:.1f} s, "
+            f"recompute {timings[False]:.1f} s",
+            flush=True,
+        )
     for reuse, label in ((True, "reuse prefix KV cache"), (False, "recompute context    ")):
         print(f"{label}: {timings[reuse]:7.1f} s ({timings[reuse] / len(documents):.2f} s/document)")
     identical = outputs[True] == outputs[False]

@@ -59,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         encoded = tokenizer(batch, return_tensors="pt", padding=True)
         with torch.no_grad():
             generator.model.generate(
-                **encoded, max_new_tokens=args.max_new_tokens, do_sample=True, temperature=args.temperature,
-                top_p=args.top_p, pad_token_id=tokenizer.pad_token_id,
-            )  # fmt: skip
+                **encoded,
+                max_new_tokens=args.max_new_tokens,
+                do_sample=True,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         global_seconds += time.perf_counter() - started
 
     single = HFGenerator.__new__(HFGenerator)
@@ -70,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     alone = single(prompts, params)
     same = alone == per_prompt_outputs
     print(f"{len(prompts)} prompts, batch {args.batch_size}, {args.max_new_tokens} new tokens, {model}")
-    print(f"per-prompt seeds: {per_prompt_seconds:.2f} s; transformers do_sample: {global_seconds:.2f} s; "
-          f"ratio {per_prompt_seconds / global_seconds:.2f}")  # fmt: skip
+    print(
+        f"per-prompt seeds: {per_prompt_seconds:.2f} s; transformers do_sample: {global_seconds:.2f} s; "
+        f"ratio {per_prompt_seconds / global_seconds:.2f}"
+    )
     print(f"per-prompt outputs in batches of {args.batch_size} equal those of batch 1: {same}")
     return 0 if same else 1
 

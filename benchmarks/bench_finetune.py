@@ -93,10 +93,17 @@ def main() -> None:
         for precision in args.precisions.split(","):
             peak_before = matmul_peak(precision)
             cfg = FinetuneConfig(
-                family=args.family, model=model_path, output=str(Path(scratch) / precision), steps=args.steps,
-                batch_size=args.batch_size, precision=precision, save_steps=10**6, logging_steps=10**6,
-                min_loglik_change=0.0, threads=args.threads,
-            )  # fmt: skip
+                family=args.family,
+                model=model_path,
+                output=str(Path(scratch) / precision),
+                steps=args.steps,
+                batch_size=args.batch_size,
+                precision=precision,
+                save_steps=10**6,
+                logging_steps=10**6,
+                min_loglik_change=0.0,
+                threads=args.threads,
+            )
             run(cfg)
             record = json.loads((cfg.output_path / "icl_ft_provenance.json").read_text())
             peak = max(peak_before, matmul_peak(precision))

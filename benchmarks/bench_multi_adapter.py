@@ -95,9 +95,14 @@ def run_worker(spec_file: Path) -> None:
     spec = json.loads(spec_file.read_text())
     cells = [AdapterCell(Path(a).name, a, Path(spec["out"]) / Path(a).name) for a in spec["adapters"]]
     outcomes = score_adapters(
-        spec["model"], cells, spec["task"], metadata=spec["metadata"], limit=spec["limit"],
-        batch_size=spec["batch_size"], device="cpu",
-    )  # fmt: skip
+        spec["model"],
+        cells,
+        spec["task"],
+        metadata=spec["metadata"],
+        limit=spec["limit"],
+        batch_size=spec["batch_size"],
+        device="cpu",
+    )
     failed = {name: o.error for name, o in outcomes.items() if o.error}
     if failed:
         raise SystemExit(f"error: cells failed: {failed}")
@@ -204,23 +209,47 @@ def main(argv: list[str] | None = None) -> int:
             return report_probe(args, forward_probe(args.model, adapters, args.batch_size, args.seq_len, args.repeats))
         env = child_env(args.threads)
 
-        spec = {"model": args.model, "adapters": adapters, "task": args.task, "metadata": metadata,
-                "limit": args.limit, "batch_size": args.batch_size, "out": str(workdir / "one-pass")}  # fmt: skip
+        spec = {
+            "model": args.model,
+            "adapters": adapters,
+            "task": args.task,
+            "metadata": metadata,
+            "limit": args.limit,
+            "batch_size": args.batch_size,
+            "out": str(workdir / "one-pass"),
+        }
         (workdir / "spec.json").write_text(json.dumps(spec))
         print("scoring all adapters in one pass ...", file=sys.stderr, flush=True)
-        one_pass = timed([sys.executable, __file__, "--worker-spec", str(workdir / "spec.json")], env,
-                         workdir / "one-pass.log")  # fmt: skip
+        one_pass = timed(
+            [sys.executable, __file__, "--worker-spec", str(workdir / "spec.json")], env, workdir / "one-pass.log"
+        )
 
         separate = []
         for adapter in adapters:
             name = Path(adapter).name
             print(f"lm_eval for {name} ...", file=sys.stderr, flush=True)
             command = [
-                sys.executable, "-m", "lm_eval", "--model", "hf",
-                "--model_args", f"pretrained={args.model},dtype=float32,peft={adapter}", "--tasks", args.task,
-                "--metadata", json.dumps(metadata), "--limit", str(args.limit), "--batch_size", str(args.batch_size),
-                "--device", "cpu", "--log_samples", "--output_path", str(workdir / "separate" / name),
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "lm_eval",
+                "--model",
+                "hf",
+                "--model_args",
+                f"pretrained={args.model},dtype=float32,peft={adapter}",
+                "--tasks",
+                args.task,
+                "--metadata",
+                json.dumps(metadata),
+                "--limit",
+                str(args.limit),
+                "--batch_size",
+                str(args.batch_size),
+                "--device",
+                "cpu",
+                "--log_samples",
+                "--output_path",
+                str(workdir / "separate" / name),
+            ]
             separate.append(timed(command, env, workdir / f"separate-{name}.log"))
 
         dlls, docs, acc_differs = [], 0, 0
@@ -237,16 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     ratio = sum(separate) / one_pass
     max_dll = max(dlls)
     ok = max_dll <= TARGET_MAX_ABS_DLL and acc_differs == 0
-    print(f"model {args.model}, task {args.task}, --limit {args.limit}, batch size {args.batch_size}, "
-          f"threads {args.threads or 'default'}, {args.adapters} adapters, {len(dlls)} requests each side")  # fmt: skip
+    print(
+        f"model {args.model}, task {args.task}, --limit {args.limit}, batch size {args.batch_size}, "
+        f"threads {args.threads or 'default'}, {args.adapters} adapters, {len(dlls)} requests each side"
+    )
     print(f"separate lm_eval runs: {sum(separate):7.1f} s wall ({', '.join(f'{s:.1f}' for s in separate)})")
     print(f"one pass             : {one_pass:7.1f} s wall")
     print(f"speed-up (separate / one pass): {ratio:.2f}x")
     print(f"{'PASS' if max_dll <= TARGET_MAX_ABS_DLL else 'FAIL'}  max |dLL| {max_dll:.2e} (target <= 1e-4)")
     print(f"{'PASS' if acc_differs == 0 else 'FAIL'}  per-doc acc differs on {acc_differs}/{docs} docs (target 0)")
     if args.json:
-        measured = {"separate_seconds": separate, "one_pass_seconds": one_pass, "speedup": ratio,
-                    "max_abs_dll": max_dll, "docs": docs, "acc_differs": acc_differs}  # fmt: skip
+        measured = {
+            "separate_seconds": separate,
+            "one_pass_seconds": one_pass,
+            "speedup": ratio,
+            "max_abs_dll": max_dll,
+            "docs": docs,
+            "acc_differs": acc_differs,
+        }
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **measured}, indent=1))
     return 0 if ok else 1
 
@@ -254,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
 def report_probe(args: argparse.Namespace, probe: dict) -> int:
     import torch
 
-    print(f"model {args.model}, {args.adapters} adapters x {args.batch_size} rows x {args.seq_len} tokens, "
-          f"torch threads {torch.get_num_threads()}, median of {args.repeats}")  # fmt: skip
+    print(
+        f"model {args.model}, {args.adapters} adapters x {args.batch_size} rows x {args.seq_len} tokens, "
+        f"torch threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
     print(f"set_adapter, one forward per adapter: {probe['switching_seconds']:.3f} s")
     print(f"mixed-adapter batch, one forward    : {probe['mixed_seconds']:.3f} s")
     print(

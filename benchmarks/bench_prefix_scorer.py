@@ -51,13 +51,25 @@ TARGET_MAX_ABS_DIFF = 1e-4
 RANDOM_MODELS = {
     "gemma3-1b": (
         "google/gemma-3-1b-pt (vocabulary: the embedded SmolLM2's)",
-        {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
-         "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
-         "sliding_window": 512, "sliding_window_pattern": 6, "max_position_embeddings": 32768,
-         "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
-                             "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}}},
+        {
+            "model_type": "gemma3_text",
+            "hidden_size": 1152,
+            "intermediate_size": 6912,
+            "num_hidden_layers": 26,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 256,
+            "query_pre_attn_scalar": 256,
+            "sliding_window": 512,
+            "sliding_window_pattern": 6,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {
+                "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+            },
+        },
     ),
-}  # fmt: skip
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=40, help="documents of the task to score (default 40)")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--model", help="model directory (default: the embedded SmolLM2, `icl-ft model path`)")
-    model.add_argument("--random-model", choices=sorted(RANDOM_MODELS),
-                       help="random weights with the dimensions of a real sliding-window model (see above)")  # fmt: skip
+    model.add_argument(
+        "--random-model",
+        choices=sorted(RANDOM_MODELS),
+        help="random weights with the dimensions of a real sliding-window model (see above)",
+    )
     parser.add_argument("--layers", type=int, help="with --random-model: keep the first N layers (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="with --random-model: weight seed (default 0)")
     adapter = parser.add_mutually_exclusive_group()
@@ -186,25 +201,49 @@ def make_random_model(name: str, out_dir: Path, layers: int | None, seed: int) -
     fields = dict(RANDOM_MODELS[name][1])
     if layers is not None:
         fields["num_hidden_layers"] = layers
-    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
-           "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+    ids = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     config = AutoConfig.for_model(**fields, **ids)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"random {name}: {config.num_hidden_layers} layers, {parameters / 1e6:.0f} M parameters, "
-          f"layer types {sorted(set(getattr(config, 'layer_types', None) or ['full_attention']))}, "
-          f"sliding window {getattr(config, 'sliding_window', None)}", file=sys.stderr)  # fmt: skip
+    print(
+        f"random {name}: {config.num_hidden_layers} layers, {parameters / 1e6:.0f} M parameters, "
+        f"layer types {sorted(set(getattr(config, 'layer_types', None) or ['full_attention']))}, "
+        f"sliding window {getattr(config, 'sliding_window', None)}",
+        file=sys.stderr,
+    )
     return out_dir
 
 
 def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict:
     out = workdir / f"{backend}.json"
-    command = [sys.executable, __file__, "--worker", backend, "--worker-out", str(out), "--task", args.task,
-               "--limit", str(args.limit), "--model", args.model, "--dtype", args.dtype,
-               "--batch-size", str(args.batch_size), "--model-args", args.model_args]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        backend,
+        "--worker-out",
+        str(out),
+        "--task",
+        args.task,
+        "--limit",
+        str(args.limit),
+        "--model",
+        args.model,
+        "--dtype",
+        args.dtype,
+        "--batch-size",
+        str(args.batch_size),
+        "--model-args",
+        args.model_args,
+    ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     if args.peft:
@@ -248,34 +287,60 @@ def report(args: argparse.Namespace, peft_label: str | None, runs: dict[str, dic
     hf, prefix = runs["hf"], runs["hf-prefix"]
     c = comparison
     print(f"task {args.task}, {c['docs']} docs, {c['requests']} loglikelihood requests")
-    model = (f"random {args.random_model} ({RANDOM_MODELS[args.random_model][0]}, layers {args.layers or 'all'}, "
-             f"seed {args.seed})" if args.random_model else args.model)  # fmt: skip
-    print(f"model {model}, peft {peft_label or '-'}, dtype {args.dtype}, batch size {args.batch_size}, "
-          f"torch threads {args.threads or 'default'}")  # fmt: skip
-    print(f"{'backend':<10} {'loglikelihood wall s':>21} {'loglikelihood CPU s':>20} {'evaluate wall s':>16} "
-          f"{'peak RSS MiB':>13}")  # fmt: skip
+    model = (
+        f"random {args.random_model} ({RANDOM_MODELS[args.random_model][0]}, layers {args.layers or 'all'}, "
+        f"seed {args.seed})"
+        if args.random_model
+        else args.model
+    )
+    print(
+        f"model {model}, peft {peft_label or '-'}, dtype {args.dtype}, batch size {args.batch_size}, "
+        f"torch threads {args.threads or 'default'}"
+    )
+    print(
+        f"{'backend':<10} {'loglikelihood wall s':>21} {'loglikelihood CPU s':>20} {'evaluate wall s':>16} "
+        f"{'peak RSS MiB':>13}"
+    )
     for name, run in runs.items():
-        print(f"{name:<10} {run['seconds_loglikelihood']:>21.1f} {run['cpu_seconds_loglikelihood']:>20.1f} "
-              f"{run['seconds_total']:>16.1f} {run['peak_rss_mib']:>13.0f}")  # fmt: skip
+        print(
+            f"{name:<10} {run['seconds_loglikelihood']:>21.1f} {run['cpu_seconds_loglikelihood']:>20.1f} "
+            f"{run['seconds_total']:>16.1f} {run['peak_rss_mib']:>13.0f}"
+        )
     print(f"accuracy: hf {hf['metrics'].get('acc,none')}, hf-prefix {prefix['metrics'].get('acc,none')}")
     reuse = prefix.get("prefix_reuse") or {}
-    print(f"hf-prefix path: {reuse.get('mode')} ({reuse.get('reason') or 'exact'}; {reuse.get('cache')}); "
-          f"requests {reuse.get('requests')}")  # fmt: skip
+    print(
+        f"hf-prefix path: {reuse.get('mode')} ({reuse.get('reason') or 'exact'}; {reuse.get('cache')}); "
+        f"requests {reuse.get('requests')}"
+    )
     checks = [
-        (f"speed-up (wall time in loglikelihood) {c['speedup_loglikelihood']:.1f}x (CPU time "
-         f"{c['speedup_loglikelihood_cpu']:.1f}x, end to end {c['speedup_total']:.1f}x)",
-         c["speedup_loglikelihood"] >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP:g}x"),
-        (f"max abs log-likelihood difference {c['max_abs_diff']:.2e}", c["max_abs_diff"] <= TARGET_MAX_ABS_DIFF,
-         f"<= {TARGET_MAX_ABS_DIFF:g}"),
-        (f"predictions agree on {c['predictions_equal']}/{c['docs']} docs (acc_norm on {c['acc_norm_equal']}/"
-         f"{c['docs']}), is_greedy on {c['greedy_equal']}/{c['requests']} requests",
-         c["predictions_equal"] == c["acc_norm_equal"] == c["docs"] and c["greedy_equal"] == c["requests"], "all"),
-        (f"peak RSS hf-prefix {prefix['peak_rss_mib']:.0f} MiB vs hf {hf['peak_rss_mib']:.0f} MiB",
-         prefix["peak_rss_mib"] <= hf["peak_rss_mib"], "not above hf"),
-        (f"hf-prefix scored every request from a shared-prefix cache ({reuse.get('mode')})",
-         bool(reuse.get("requests")) and all(path.startswith("prefix cache") for path in reuse["requests"]),
-         "no request via hf"),
-    ]  # fmt: skip
+        (
+            f"speed-up (wall time in loglikelihood) {c['speedup_loglikelihood']:.1f}x (CPU time "
+            f"{c['speedup_loglikelihood_cpu']:.1f}x, end to end {c['speedup_total']:.1f}x)",
+            c["speedup_loglikelihood"] >= TARGET_SPEEDUP,
+            f">= {TARGET_SPEEDUP:g}x",
+        ),
+        (
+            f"max abs log-likelihood difference {c['max_abs_diff']:.2e}",
+            c["max_abs_diff"] <= TARGET_MAX_ABS_DIFF,
+            f"<= {TARGET_MAX_ABS_DIFF:g}",
+        ),
+        (
+            f"predictions agree on {c['predictions_equal']}/{c['docs']} docs (acc_norm on {c['acc_norm_equal']}/"
+            f"{c['docs']}), is_greedy on {c['greedy_equal']}/{c['requests']} requests",
+            c["predictions_equal"] == c["acc_norm_equal"] == c["docs"] and c["greedy_equal"] == c["requests"],
+            "all",
+        ),
+        (
+            f"peak RSS hf-prefix {prefix['peak_rss_mib']:.0f} MiB vs hf {hf['peak_rss_mib']:.0f} MiB",
+            prefix["peak_rss_mib"] <= hf["peak_rss_mib"],
+            "not above hf",
+        ),
+        (
+            f"hf-prefix scored every request from a shared-prefix cache ({reuse.get('mode')})",
+            bool(reuse.get("requests")) and all(path.startswith("prefix cache") for path in reuse["requests"]),
+            "no request via hf",
+        ),
+    ]
     for text, ok, target in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}  (target {target})")
     return all(ok for _, ok, _ in checks)
@@ -312,8 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         comparison = compare(runs["hf"], runs["hf-prefix"])
         ok = report(args, peft_label, runs, comparison)
     if args.json:
-        args.json.write_text(json.dumps({"args": {**vars(args), "peft": peft_label},
-                                         "comparison": comparison, "runs": runs}, indent=1, default=str))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {"args": {**vars(args), "peft": peft_label}, "comparison": comparison, "runs": runs},
+                indent=1,
+                default=str,
+            )
+        )
     return 0 if ok else 1
 
 

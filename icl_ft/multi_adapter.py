@@ -280,10 +280,17 @@ class _Scorer:
         self.lm.peft = adapter[1] if adapter else None  # what get_model_info() reports (peft_sha)
         tracker = EvaluationTracker(output_path=str(output_path))
         results = lm_eval.simple_evaluate(
-            model=self.lm, model_args=model_args, tasks=[self.task], batch_size=self.batch_size,
-            device=self.device, limit=self.limit, log_samples=True, evaluation_tracker=tracker,
-            task_manager=self.task_manager, metadata=self.metadata,
-        )  # fmt: skip
+            model=self.lm,
+            model_args=model_args,
+            tasks=[self.task],
+            batch_size=self.batch_size,
+            device=self.device,
+            limit=self.limit,
+            log_samples=True,
+            evaluation_tracker=tracker,
+            task_manager=self.task_manager,
+            metadata=self.metadata,
+        )
         if results is None:
             raise RuntimeError("lm-eval returned no results")
         # simple_evaluate names a pre-built model by its class and counts every loaded adapter's

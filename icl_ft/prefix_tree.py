@@ -195,7 +195,8 @@ def mask_layout(config, cache) -> MaskLayout | str:
         return "its cache has no per-layer key/value tensors"
     for index, layer in enumerate(layers):
         if not keeps_only_keys_and_values(layer):
-            return f"cache layer {index} ({type(layer).__name__}) keeps a recurrent or convolution state, which cannot branch"
+            kind = type(layer).__name__
+            return f"cache layer {index} ({kind}) keeps a recurrent or convolution state, which cannot branch"
     if getattr(text_config, "attention_chunk_size", None) is not None:
         return "chunked attention"
     windows = [getattr(layer, "sliding_window", None) for layer in layers]

@@ -91,9 +91,14 @@ def generate_family(
     if model_context_tokens is None:
         model_source = f"the default context of {DEFAULT_CONTEXT_TOKENS} tokens (no model given)"
     return _scored_cached(
-        family, seed, tuple(sorted(typed.items())), generic["icl_context"], generic["icl_token_budget"],
-        model_context_tokens, model_source,
-    )  # fmt: skip
+        family,
+        seed,
+        tuple(sorted(typed.items())),
+        generic["icl_context"],
+        generic["icl_token_budget"],
+        model_context_tokens,
+        model_source,
+    )
 
 
 def load_family(family: str, seed: int = 0, **options: Any) -> datasets.DatasetDict:
@@ -143,9 +148,14 @@ def build_task_dataset(family: str, **metadata: Any) -> datasets.DatasetDict:
     if dropped:
         logger.warning(
             "%s: the ICL context (%d of %d documents, budget %d estimated tokens from %s) leaves %d test row(s) "
-            "uncovered; they are scored in neither condition", family, data.coverage["documents_shown"],
-            data.coverage["documents_total"], data.coverage["budget_tokens"], data.coverage["budget_source"], dropped,
-        )  # fmt: skip
+            "uncovered; they are scored in neither condition",
+            family,
+            data.coverage["documents_shown"],
+            data.coverage["documents_total"],
+            data.coverage["budget_tokens"],
+            data.coverage["budget_source"],
+            dropped,
+        )
     return datasets.DatasetDict(
         {
             name: datasets.Dataset.from_list([{**row, "facts": data.icl_facts} for row in rows])

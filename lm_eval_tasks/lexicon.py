@@ -27,15 +27,51 @@ from collections.abc import Callable, Iterable
 
 SINGLE_ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z")
 CLUSTER_ONSETS = (
-    "bl", "br", "dr", "fl", "fr", "gl", "gr", "kl", "kr", "pl", "pr",
-    "sk", "sl", "sm", "sn", "sp", "st", "sw", "tr", "tw",
-)  # fmt: skip
+    "bl",
+    "br",
+    "dr",
+    "fl",
+    "fr",
+    "gl",
+    "gr",
+    "kl",
+    "kr",
+    "pl",
+    "pr",
+    "sk",
+    "sl",
+    "sm",
+    "sn",
+    "sp",
+    "st",
+    "sw",
+    "tr",
+    "tw",
+)
 VOWELS = ("a", "e", "i", "o", "u")
 SINGLE_CODAS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "t", "x", "z")
 CLUSTER_CODAS = (
-    "ff", "ll", "mp", "nd", "nk", "nt", "sk", "sp", "st", "lt", "lk",
-    "rb", "rd", "rk", "rm", "rn", "rp", "rt", "ft", "pt",
-)  # fmt: skip
+    "ff",
+    "ll",
+    "mp",
+    "nd",
+    "nk",
+    "nt",
+    "sk",
+    "sp",
+    "st",
+    "lt",
+    "lk",
+    "rb",
+    "rd",
+    "rk",
+    "rm",
+    "rn",
+    "rp",
+    "rt",
+    "ft",
+    "pt",
+)
 # Second syllable of two-syllable words ("dalo", "grepi"): a consonant and a final vowel.
 # No final "y": "-y" words read as English adjectives.
 OPEN_SYLLABLE_VOWELS = ("a", "i", "o", "u")

@@ -39,9 +39,25 @@ LM_EVAL_KEYS = frozenset({"version", "config_source", "config", "_metadata"})
 # Model arguments accepted even when no `simple_evaluate` frame names the run's own (a
 # Python caller passing a model's arguments through its TaskManager's metadata).
 COMMON_MODEL_ARGS = frozenset(
-    {"pretrained", "peft", "delta", "dtype", "device", "revision", "trust_remote_code", "gguf_file", "tokenizer",
-     "max_length", "backend", "parallelize", "batch_size", "max_batch_size", "add_bos_token", "max_model_len"}
-)  # fmt: skip
+    {
+        "pretrained",
+        "peft",
+        "delta",
+        "dtype",
+        "device",
+        "revision",
+        "trust_remote_code",
+        "gguf_file",
+        "tokenizer",
+        "max_length",
+        "backend",
+        "parallelize",
+        "batch_size",
+        "max_batch_size",
+        "add_bos_token",
+        "max_model_len",
+    }
+)
 # lm-eval's fallback when a config names no context length (lm_eval.models.utils.DEFAULT_MAX_LENGTH).
 LM_EVAL_DEFAULT_MAX_LENGTH = 2048
 CONTEXT_LENGTH_ATTRIBUTES = ("n_positions", "max_position_embeddings", "n_ctx")
@@ -132,8 +148,11 @@ def _config_context_length(pretrained: str, options: tuple, trust_remote_code: b
 
         config = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code, **dict(options))
     except Exception as err:  # noqa: BLE001 -- any failure means "unknown", and lm-eval will report it itself
-        logger.warning("cannot read the config of %s (%s); the ICL budget follows the default context", pretrained,
-                       " ".join(str(err).split())[:200])  # fmt: skip
+        logger.warning(
+            "cannot read the config of %s (%s); the ICL budget follows the default context",
+            pretrained,
+            " ".join(str(err).split())[:200],
+        )
         return None
     for source in (getattr(config, "text_config", None), config):
         for attribute in CONTEXT_LENGTH_ATTRIBUTES:

@@ -44,8 +44,13 @@ CONFIGS = [
 ]
 CASES = [(family, options, seed) for family, options in CONFIGS for seed in SEEDS]
 # Splits that re-ask a trained fact (or its reversal): heuristics that use the fact's words are the fact.
-ASKS_TRAINED_FACTS = {("reversal", "forward"), ("reversal_curse", "forward"), ("reversal_curse", "reverse"),
-                      ("semantic", "rephrase"), ("semantic", "reversal")}  # fmt: skip
+ASKS_TRAINED_FACTS = {
+    ("reversal", "forward"),
+    ("reversal_curse", "forward"),
+    ("reversal_curse", "reverse"),
+    ("semantic", "rephrase"),
+    ("semantic", "reversal"),
+}
 
 
 def case_id(case) -> str:
@@ -67,8 +72,11 @@ def cards():
 
 
 def failures(card) -> list[str]:
-    found = [f"{r['split']}: {r['heuristic']} ({r['corpus']}) {r['accuracy']} > {r['bound']}"
-             for r in card["shortcuts"] if r["status"] == "FAIL"]  # fmt: skip
+    found = [
+        f"{r['split']}: {r['heuristic']} ({r['corpus']}) {r['accuracy']} > {r['bound']}"
+        for r in card["shortcuts"]
+        if r["status"] == "FAIL"
+    ]
     for split, r in (card["labels"] or {}).items():
         found += [f"{split}: invalid labels {r['invalid']}"] if r["valid"] != r["rows"] else []
     for split, r in card["icl_coverage"].get("splits", {}).items():

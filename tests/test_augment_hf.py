@@ -82,8 +82,17 @@ def test_sampling_is_seeded(generator):
 
 @pytest.mark.parametrize("mode", ["local", "global"])
 def test_modes_end_to_end_on_a_tiny_model(tiny_model, tmp_path, mode):
-    cfg = AugmentConfig(mode=mode, family="reversal", model=str(tiny_model("llama")), output=str(tmp_path / "a.jsonl"),
-                        limit=3, max_new_tokens=8, batch_size=2, dtype="float32", context="facts")  # fmt: skip
+    cfg = AugmentConfig(
+        mode=mode,
+        family="reversal",
+        model=str(tiny_model("llama")),
+        output=str(tmp_path / "a.jsonl"),
+        limit=3,
+        max_new_tokens=8,
+        batch_size=2,
+        dtype="float32",
+        context="facts",
+    )
     summary = main(cfg)
     assert summary["generator"] == str(tiny_model("llama")) and summary["generations"] == 3
     assert summary["kept"] + sum(summary["dropped_by_reason"].values()) == summary["sentences"]
@@ -110,8 +119,15 @@ def test_smollm2_local_augmentation_keeps_restatements_of_the_fact(smollm2_path,
     from augment.parsing import nonsense_words, words_of
     from lm_eval_tasks.api import generate_family
 
-    cfg = AugmentConfig(mode="local", model=str(smollm2_path), output=str(tmp_path / "local.jsonl"), limit=8,
-                        max_new_tokens=64, batch_size=8, dtype="bfloat16")  # fmt: skip
+    cfg = AugmentConfig(
+        mode="local",
+        model=str(smollm2_path),
+        output=str(tmp_path / "local.jsonl"),
+        limit=8,
+        max_new_tokens=64,
+        batch_size=8,
+        dtype="bfloat16",
+    )
     summary = main(cfg)
     rows = [json.loads(line) for line in open(cfg.output_path)]
     assert rows and summary["dropped"] > 0  # a real model's answers need the filters, and some survive
@@ -142,8 +158,17 @@ def test_sampled_augmentation_resumed_after_any_cut_with_another_batch_size_equa
     from augment.backends import HFGenerator as Generator
 
     model = str(tiny_model("llama"))
-    settings = dict(mode="local", family="reversal", model=model, limit=5, max_new_tokens=10, dtype="float32",
-                    temperature=1.0, num_samples=2, sample_seed=7)  # fmt: skip
+    settings = dict(
+        mode="local",
+        family="reversal",
+        model=model,
+        limit=5,
+        max_new_tokens=10,
+        dtype="float32",
+        temperature=1.0,
+        num_samples=2,
+        sample_seed=7,
+    )
     whole = AugmentConfig(**settings, batch_size=4, output=str(tmp_path / "whole.jsonl"))
     main(whole)
 

@@ -13,8 +13,12 @@ SOURCE = "femp are bigger than glon."
 
 
 def parse(generation: str, seen=None, **kwargs):
-    options = dict(source=SOURCE, context_words=words_of(SOURCE), stop_strings=LOCAL_PROMPT.stop_strings,
-                   seen=set() if seen is None else seen)  # fmt: skip
+    options = dict(
+        source=SOURCE,
+        context_words=words_of(SOURCE),
+        stop_strings=LOCAL_PROMPT.stop_strings,
+        seen=set() if seen is None else seen,
+    )
     options.update(kwargs)
     return parse_generation(generation, "rephrase", **options)
 
@@ -87,8 +91,11 @@ def test_duplicates_are_judged_across_samples_of_one_item():
 
 
 def test_copies_of_other_training_documents_are_dropped():
-    kept, dropped = parse(" troff are older than femp.\n", context_words=words_of(SOURCE + " troff are older"),
-                          copies=frozenset({"troff are older than femp"}))  # fmt: skip
+    kept, dropped = parse(
+        " troff are older than femp.\n",
+        context_words=words_of(SOURCE + " troff are older"),
+        copies=frozenset({"troff are older than femp"}),
+    )
     assert kept == [] and [d.reason for d in dropped] == ["copy_of_source"]
 
 

@@ -40,8 +40,10 @@ class ScriptedGenerator:
         for prompt in prompts:
             if "Statement: " in prompt:
                 statement = statement_of(prompt)
-                outputs.append(f" Compared with the rest, {statement}\n2. {statement}\nReversals:\n1. "
-                               f"{reversal_of(statement)}\n2. blorf are tiny.\n\nStatement: Cats are")  # fmt: skip
+                outputs.append(
+                    f" Compared with the rest, {statement}\n2. {statement}\nReversals:\n1. "
+                    f"{reversal_of(statement)}\n2. blorf are tiny.\n\nStatement: Cats are"
+                )
             else:
                 document = prompt.rsplit("Fact to think about: ", 1)[1].splitlines()[0]
                 outputs.append(f" {reversal_of(document)}\n2. Therefore something follows\n\nFact to think about")
@@ -70,8 +72,18 @@ def test_local_mode_writes_rows_with_provenance_and_counts_drops(tmp_path):
     assert summary["kept"] + summary["dropped"] == summary["sentences"] == 40
     assert len(rows) == 20 and len({row["id"] for row in rows}) == 20
     row = rows[0]
-    assert set(row) >= {"id", "source_id", "kind", "text", "generator", "prompt_version", "sampling", "sample_seed",
-                        "family", "data_seed"}  # fmt: skip
+    assert set(row) >= {
+        "id",
+        "source_id",
+        "kind",
+        "text",
+        "generator",
+        "prompt_version",
+        "sampling",
+        "sample_seed",
+        "family",
+        "data_seed",
+    }
     assert row["generator"] == "scripted-fake" and row["prompt_version"] == "local-v1"
     assert row["sampling"]["max_new_tokens"] == cfg.max_new_tokens and row["family"] == "reversal"
     dropped = read_jsonl(dropped_path(cfg.output_path))
@@ -113,7 +125,10 @@ def test_oracle_mode_is_labelled_and_separate(tmp_path):
 
 def test_default_output_names_keep_modes_apart():
     assert {AugmentConfig(mode=m).output_path.name for m in ("local", "global", "oracle")} == {
-        "reversal-seed0-local.jsonl", "reversal-seed0-global.jsonl", "reversal-seed0-oracle.jsonl"}  # fmt: skip
+        "reversal-seed0-local.jsonl",
+        "reversal-seed0-global.jsonl",
+        "reversal-seed0-oracle.jsonl",
+    }
 
 
 def test_interrupted_run_resumes_without_duplicates_or_loss(tmp_path):
@@ -168,8 +183,9 @@ def test_a_generator_returning_the_wrong_number_of_outputs_is_an_error(tmp_path)
 def test_config_file_gives_defaults_flags_override_and_unknown_keys_are_rejected(tmp_path):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("mode: local\ntemperature: 0.7\nnum_samples: 2\nfamily_options: {num_facts: 20}\n")
-    cfg, _ = config_from_args(["--config", str(yaml_file), "--num-samples", "3", "--family-option",
-                               "examples_per_fact=2"])  # fmt: skip
+    cfg, _ = config_from_args(
+        ["--config", str(yaml_file), "--num-samples", "3", "--family-option", "examples_per_fact=2"]
+    )
     assert (cfg.temperature, cfg.num_samples) == (0.7, 3)
     assert cfg.family_options == {"num_facts": 20, "examples_per_fact": 2}
     yaml_file.write_text("mode: local\ntemprature: 0.7\n")
@@ -228,8 +244,10 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
 
 
 def test_help_is_fast_and_imports_no_heavy_library():
-    code = ("import sys; from augment.__main__ import cli\ntry: cli(['--help'])\nexcept SystemExit: pass\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")  # fmt: skip
+    code = (
+        "import sys; from augment.__main__ import cli\ntry: cli(['--help'])\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--context-token-budget" in result.stdout and result.stdout.strip().endswith("[]")
 

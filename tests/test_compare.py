@@ -73,9 +73,19 @@ def test_seed_spread():
 
 def _sample(condition, train_seed, key, correct, item_id=None):
     return Sample(
-        condition, 0, train_seed, "semantic", "reversal", key, int(key[1:]), correct, None, 4, item_id,
+        condition,
+        0,
+        train_seed,
+        "semantic",
+        "reversal",
+        key,
+        int(key[1:]),
+        correct,
+        None,
+        4,
+        item_id,
         f"{condition}{train_seed}",
-    )  # fmt: skip
+    )
 
 
 def test_summary_seeds_pairs_and_consistency_without_files():
@@ -120,9 +130,25 @@ def test_parse_task(task, expected):
 
 def _lm_eval(model_args: str, tasks: str, out: Path) -> None:
     command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", tasks,
-        "--device", "cpu", "--batch_size", "8", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        model_args,
+        "--tasks",
+        tasks,
+        "--device",
+        "cpu",
+        "--batch_size",
+        "8",
+        "--limit",
+        str(LIMIT),
+        "--output_path",
+        str(out),
+        "--log_samples",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -193,9 +219,16 @@ def test_compare_study_dir_with_seeds_and_a_failed_cell(runs, tmp_path, capsys):
             shutil.copytree(source, directory / "lm_eval")
         else:
             directory.mkdir(parents=True)
-        record = {"condition": condition, "family": "reversal", seed_key: seed, "model": "tiny", "adapter": None,
-                  "status": status, "error": "CUDA out of memory" if status == "failed" else None,
-                  "wall_seconds": 1.0}  # fmt: skip
+        record = {
+            "condition": condition,
+            "family": "reversal",
+            seed_key: seed,
+            "model": "tiny",
+            "adapter": None,
+            "status": status,
+            "error": "CUDA out of memory" if status == "failed" else None,
+            "wall_seconds": 1.0,
+        }
         (directory / "cell.json").write_text(json.dumps(record))
 
     cell("base", runs / "base", "base", None)
@@ -323,14 +356,23 @@ def test_bad_input_is_a_one_line_error_and_keeps_the_previous_report(runs, tmp_p
 def test_compare_a_study_of_two_models_per_model_with_gaps_side_by_side(runs, tmp_path, capsys):
     run_dir = tmp_path / "study"
     # Model "a": ft is the adapter run; model "b": ft is the base run. Both share one ICL run.
-    layout = {"a-000001": {"base": runs / "base", "icl": runs / "base", "ft": runs / "adapter"},
-              "b-000002": {"base": runs / "adapter", "icl": runs / "base", "ft": runs / "base"}}  # fmt: skip
+    layout = {
+        "a-000001": {"base": runs / "base", "icl": runs / "base", "ft": runs / "adapter"},
+        "b-000002": {"base": runs / "adapter", "icl": runs / "base", "ft": runs / "base"},
+    }
     for model_id, cells in layout.items():
         for condition, source in cells.items():
             directory = run_dir / "models" / model_id / "cells" / condition
             shutil.copytree(source, directory / "lm_eval")
-            record = {"condition": condition, "family": "reversal", "train_seed": 0 if condition == "ft" else None,
-                      "model": f"/models/{model_id}", "adapter": None, "status": "done", "error": None}  # fmt: skip
+            record = {
+                "condition": condition,
+                "family": "reversal",
+                "train_seed": 0 if condition == "ft" else None,
+                "model": f"/models/{model_id}",
+                "adapter": None,
+                "status": "done",
+                "error": None,
+            }
             (directory / "cell.json").write_text(json.dumps(record))
     (run_dir / "models.json").write_text(json.dumps({m: f"/models/{m}" for m in layout}))
 
@@ -341,8 +383,10 @@ def test_compare_a_study_of_two_models_per_model_with_gaps_side_by_side(runs, tm
         return json.loads(_results_file(run).read_text())["results"][task]["acc,none"]
 
     icl = acc(runs / "base", "icl_ft_reversal_forward_icl")
-    gaps = {"a-000001": icl - acc(runs / "adapter", "icl_ft_reversal_forward_ft"),
-            "b-000002": icl - acc(runs / "base", "icl_ft_reversal_forward_ft")}  # fmt: skip
+    gaps = {
+        "a-000001": icl - acc(runs / "adapter", "icl_ft_reversal_forward_ft"),
+        "b-000002": icl - acc(runs / "base", "icl_ft_reversal_forward_ft"),
+    }
     assert "model a-000001 (/models/a-000001)" in out and "model b-000002 (/models/b-000002)" in out
     (gap_row,) = [line for line in out.splitlines() if line.startswith("icl - ft") and "reversal/forward" in line]
     assert gap_row.split()[-2:] == [f"{gaps['a-000001']:+.2f}", f"{gaps['b-000002']:+.2f}"]

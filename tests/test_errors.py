@@ -206,9 +206,29 @@ def test_bad_input_is_one_line_a_nonzero_exit_and_writes_nothing(scratch, case):
 
 def test_ctrl_c_during_finetuning_is_one_line_with_the_resume_hint_and_resume_finishes(tiny_model, tmp_path):
     output = tmp_path / "adapter"
-    command = [*FINETUNE, "--family", "syllogism", "--model", str(tiny_model("llama")), "--output", str(output),
-               "--steps", "60", "--save-steps", "2", "--learning-rate", "1e-2", "--warmup-steps", "0",
-               "--verify-texts", "4", "--threads", "1", "--precision", "fp32"]  # fmt: skip
+    command = [
+        *FINETUNE,
+        "--family",
+        "syllogism",
+        "--model",
+        str(tiny_model("llama")),
+        "--output",
+        str(output),
+        "--steps",
+        "60",
+        "--save-steps",
+        "2",
+        "--learning-rate",
+        "1e-2",
+        "--warmup-steps",
+        "0",
+        "--verify-texts",
+        "4",
+        "--threads",
+        "1",
+        "--precision",
+        "fp32",
+    ]
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "adapter.work" / "checkpoints"
     deadline = time.monotonic() + 240

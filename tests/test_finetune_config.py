@@ -82,16 +82,29 @@ def test_yaml_unknown_key_lists_the_valid_ones(tmp_path):
 def test_family_option_flags_merge_in_order_and_are_typed(tmp_path):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("family: reversal\nfamily_options: {num_facts: 5, examples_per_fact: 4}\n")
-    cfg, _ = config_from_args(["--config", str(yaml_file), "--output", "o", "--family-option", "examples_per_fact=2",
-                               "--family-option", "num_facts=6", "--family-option", "num_facts=8"])  # fmt: skip
+    cfg, _ = config_from_args(
+        [
+            "--config",
+            str(yaml_file),
+            "--output",
+            "o",
+            "--family-option",
+            "examples_per_fact=2",
+            "--family-option",
+            "num_facts=6",
+            "--family-option",
+            "num_facts=8",
+        ]
+    )
     assert cfg.family_options == {"num_facts": 8, "examples_per_fact": 2}
 
 
 def test_old_spellings_still_work_with_one_deprecation_line_each(tmp_path, capsys):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("family: reversal\nseed: 3\n")
-    cfg, _ = config_from_args(["--config", str(yaml_file), "--output-dir", "o", "--family-options",
-                               '{"num_facts": 4}', "--overwrite", "true"])  # fmt: skip
+    cfg, _ = config_from_args(
+        ["--config", str(yaml_file), "--output-dir", "o", "--family-options", '{"num_facts": 4}', "--overwrite", "true"]
+    )
     assert (cfg.train_seed, cfg.output, cfg.family_options, cfg.overwrite) == (3, "o", {"num_facts": 4}, True)
     warnings = capsys.readouterr().err.splitlines()
     assert len(warnings) == 4 and all(": warning: " in line and "is deprecated; use" in line for line in warnings)
@@ -135,8 +148,11 @@ def test_cli_help_is_fast_and_errors_are_one_line(tmp_path):
     assert "--learning-rate" in help_run.stdout
     imported = {line.split("|")[-1].strip() for line in help_run.stderr.splitlines()}
     assert not {"torch", "transformers", "peft", "datasets"} & imported
-    bad = subprocess.run([sys.executable, "-m", "finetune", "--family", "nope", "--output", str(tmp_path)],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "finetune", "--family", "nope", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "family='nope'" in bad.stderr
 

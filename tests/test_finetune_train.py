@@ -162,12 +162,32 @@ def test_two_process_data_parallel_run_matches_one_process(tiny_model, tmp_path)
 
     def launch(output: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-             "--main_process_port", str(free_port()),
-             "-m", "finetune", "--model", str(tiny_model("llama")), "--output", str(output), *flags],
-            capture_output=True, text=True, cwd=REPO,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("accelerate")),
+                "launch",
+                "--multi_gpu",
+                "--num_processes",
+                "2",
+                "--num_machines",
+                "1",
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "--main_process_port",
+                str(free_port()),
+                "-m",
+                "finetune",
+                "--model",
+                str(tiny_model("llama")),
+                "--output",
+                str(output),
+                *flags,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
 
     double = tmp_path / "double"
     launched = launch(double)
@@ -206,10 +226,19 @@ def test_lm_eval_scores_the_adapter_with_the_recorded_command(tiny_model, tmp_pa
 
 @pytest.mark.slow
 def test_embedded_smollm2_adapter_makes_training_units_more_likely(tmp_path):
-    output = run(FinetuneConfig(
-        family="syllogism", family_options={"num_items": 8}, output=str(tmp_path / "adapter"), steps=3,
-        learning_rate=1e-3, warmup_steps=0, save_steps=1000, verify_texts=8, threads=1,
-    ))  # fmt: skip
+    output = run(
+        FinetuneConfig(
+            family="syllogism",
+            family_options={"num_items": 8},
+            output=str(tmp_path / "adapter"),
+            steps=3,
+            learning_rate=1e-3,
+            warmup_steps=0,
+            save_steps=1000,
+            verify_texts=8,
+            threads=1,
+        )
+    )
     record = json.loads((output / PROVENANCE_FILE).read_text())
     assert record["base_model"]["provenance"]  # the embedded model's own conversion record
     assert record["results"]["loglik_check"]["mean_change_per_token"] > 0
@@ -239,8 +268,9 @@ def test_a_run_config_written_before_the_renames_still_resumes(tmp_path):
     and typed family options: the same settings under old names are no difference."""
     from finetune.train import RUN_CONFIG_FILE, check_directories
 
-    cfg = FinetuneConfig(family="reversal", output=str(tmp_path / "out"), resume=True, train_seed=2,
-                         family_options={"num_facts": "4"})  # fmt: skip
+    cfg = FinetuneConfig(
+        family="reversal", output=str(tmp_path / "out"), resume=True, train_seed=2, family_options={"num_facts": "4"}
+    )
     checkpoint = tmp_path / "out.work" / "checkpoints" / "checkpoint-4"
     checkpoint.mkdir(parents=True)
     for name, content in (("optimizer.pt", ""), ("rng_state.pth", ""), ("trainer_state.json", "{}")):

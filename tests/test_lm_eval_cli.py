@@ -30,10 +30,26 @@ def run_lm_eval(
     model_dir: Path, tasks: str, out: Path, *extra: str, python: str = sys.executable
 ) -> subprocess.CompletedProcess:
     command = [
-        python, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir}",
-        "--tasks", tasks, "--device", "cpu", "--batch_size", "4", "--limit", str(LIMIT),
-        "--output_path", str(out), "--log_samples", *extra,
-    ]  # fmt: skip
+        python,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_dir}",
+        "--tasks",
+        tasks,
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--limit",
+        str(LIMIT),
+        "--output_path",
+        str(out),
+        "--log_samples",
+        *extra,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,9 +95,16 @@ def test_no_flag_runs_every_reversal_task(tiny_model, tmp_path, architecture):
 def test_include_path_and_num_fewshot_and_seed(tiny_model, tmp_path):
     model = tiny_model("llama")
     result = run_lm_eval(
-        model, "icl_ft_reversal_forward_ft", tmp_path / "out", "--include_path", str(TASKS_DIR), "--num_fewshot", "3",
-        "--metadata", json.dumps({"seed": 7}),
-    )  # fmt: skip
+        model,
+        "icl_ft_reversal_forward_ft",
+        tmp_path / "out",
+        "--include_path",
+        str(TASKS_DIR),
+        "--num_fewshot",
+        "3",
+        "--metadata",
+        json.dumps({"seed": 7}),
+    )
     assert "overrides existing task" not in result.stderr
     _, samples = results_and_samples(tmp_path / "out")
     from lm_eval_tasks.api import generate_family
@@ -105,16 +128,33 @@ def test_regular_wheel_install_works_with_no_flag(tiny_model, tmp_path):
     borrows this environment's dependencies, and run lm_eval there with no flag."""
     wheel_dir = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir),
-         str(REPO)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheel_dir.glob("*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     venv_python = venv / "bin" / "python"
-    site = Path(subprocess.run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+    site = Path(
+        subprocess.run(
+            [venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # Dependencies come from this environment's site-packages as a plain path entry: its
     # .pth files (including the editable install of this repo) are NOT processed there.
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -122,8 +162,13 @@ def test_regular_wheel_install_works_with_no_flag(tiny_model, tmp_path):
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True
     )
     assert (site / "icl_ft_lm_eval.pth").exists()
-    where = subprocess.run([venv_python, "-c", "import lm_eval_tasks; print(lm_eval_tasks.TASKS_DIR)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()  # fmt: skip
+    where = subprocess.run(
+        [venv_python, "-c", "import lm_eval_tasks; print(lm_eval_tasks.TASKS_DIR)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.strip()
     assert Path(where).is_relative_to(site)  # the wheel's copy, not this checkout
     run_lm_eval(tiny_model("llama"), "icl_ft_syllogism_deduction_ft", tmp_path / "out", python=str(venv_python))
     results, _ = results_and_samples(tmp_path / "out")

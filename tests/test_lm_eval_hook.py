@@ -34,8 +34,10 @@ def test_interpreter_start_imports_neither_torch_nor_lm_eval():
     assert out.strip() == "[]"
     finders = subprocess.run(
         [sys.executable, "-c", "import sys; print([type(f).__name__ for f in sys.meta_path])"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "PatchOnImportFinder" in finders  # the .pth is installed and ran
 
 
@@ -132,9 +134,12 @@ def _modules_imported_by_the_hook_at_start(env=None) -> list[str]:
     import os
 
     stderr = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True, check=True,
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, **(env or {})},
-    ).stderr  # fmt: skip
+    ).stderr
     rows = [line.split("|")[-1] for line in stderr.splitlines() if line.startswith("import time:") and "|" in line]
     names = [row.strip() for row in rows]
     if "icl_ft._lm_eval_hook" not in names:

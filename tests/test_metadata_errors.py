@@ -50,9 +50,14 @@ def test_valid_keys_are_named_in_the_error():
 def test_keys_lm_eval_adds_are_accepted_and_strings_are_typed():
     """The YAML's version and seed, the factory's config_source, common model args; "7" from --model_args."""
     docs = build_task_dataset(
-        family="reversal", seed="7", version=1.1, config_source="x.yaml", pretrained="/m", dtype="float32",
+        family="reversal",
+        seed="7",
+        version=1.1,
+        config_source="x.yaml",
+        pretrained="/m",
+        dtype="float32",
         num_facts="10",
-    )  # fmt: skip
+    )
     assert docs["forward"].num_rows == 10
     assert docs["forward"][0]["facts"] == generate_family("reversal", 7, num_facts=10).icl_facts
 
@@ -137,8 +142,23 @@ def test_a_task_manager_caller_gets_the_exception():
 
 
 def run_lm_eval(model, task: str, metadata: dict, cwd) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model}",
-               "--tasks", task, "--device", "cpu", "--limit", "2", "--metadata", json.dumps(metadata)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model}",
+        "--tasks",
+        task,
+        "--device",
+        "cpu",
+        "--limit",
+        "2",
+        "--metadata",
+        json.dumps(metadata),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=600, check=False)
 
@@ -147,12 +167,18 @@ def run_lm_eval(model, task: str, metadata: dict, cwd) -> subprocess.CompletedPr
 @pytest.mark.parametrize(
     "task, metadata, message",
     [
-        ("icl_ft_reversal_forward_ft", {"num_factz": 4},
-         "lm_eval: error: unknown --metadata key(s) ['num_factz'] for the reversal tasks"),
-        ("icl_ft_reversal_curse_reverse_ft", {"source_dir": "/nowhere/june_version"},
-         "lm_eval: error: source_dir /nowhere/june_version is not a directory; expected one with p2d_prompts_train"),
+        (
+            "icl_ft_reversal_forward_ft",
+            {"num_factz": 4},
+            "lm_eval: error: unknown --metadata key(s) ['num_factz'] for the reversal tasks",
+        ),
+        (
+            "icl_ft_reversal_curse_reverse_ft",
+            {"source_dir": "/nowhere/june_version"},
+            "lm_eval: error: source_dir /nowhere/june_version is not a directory; expected one with p2d_prompts_train",
+        ),
     ],
-)  # fmt: skip
+)
 def test_lm_eval_cli_prints_one_line_and_exits_2(tiny_model, tmp_path, task, metadata, message):
     """What `lm_eval ... --metadata` users see for a misspelt key or a missing original-files directory."""
     result = run_lm_eval(tiny_model("llama"), task, metadata, cwd=tmp_path)

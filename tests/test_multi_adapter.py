@@ -93,9 +93,14 @@ def test_one_pass_equals_one_lm_eval_run_per_adapter(adapters, tmp_path):
     ]
     done = []
     outcomes = score_adapters(
-        base, cells, TASK, metadata=METADATA, limit=LIMIT, batch_size=BATCH,
+        base,
+        cells,
+        TASK,
+        metadata=METADATA,
+        limit=LIMIT,
+        batch_size=BATCH,
         on_cell_done=lambda cell, outcome: done.append((cell.name, outcome.error)),
-    )  # fmt: skip
+    )
     assert done == [(c.name, None) for c in cells]  # reported one by one, in order, base first
     assert all(o.error is None and o.results_file.is_file() for o in outcomes.values())
 
@@ -130,14 +135,31 @@ def test_lm_eval_cli_run_gives_the_same_log_likelihoods(adapters, tmp_path):
     """Against the command a user would type (which also records model args in task metadata)."""
     base, loras = adapters
     adapter = loras["seed1"]
-    score_adapters(base, [AdapterCell("ft", adapter, tmp_path / "ours")], TASK, metadata=METADATA, limit=LIMIT,
-                   batch_size=BATCH)  # fmt: skip
+    score_adapters(
+        base, [AdapterCell("ft", adapter, tmp_path / "ours")], TASK, metadata=METADATA, limit=LIMIT, batch_size=BATCH
+    )
     command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf",
-        "--model_args", f"pretrained={base},dtype=float32,peft={adapter}",
-        "--tasks", TASK, "--metadata", json.dumps(METADATA), "--limit", str(LIMIT), "--batch_size", str(BATCH),
-        "--device", "cpu", "--log_samples", "--output_path", str(tmp_path / "cli"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={base},dtype=float32,peft={adapter}",
+        "--tasks",
+        TASK,
+        "--metadata",
+        json.dumps(METADATA),
+        "--limit",
+        str(LIMIT),
+        "--batch_size",
+        str(BATCH),
+        "--device",
+        "cpu",
+        "--log_samples",
+        "--output_path",
+        str(tmp_path / "cli"),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -245,8 +267,11 @@ def test_a_cell_killed_midway_leaves_no_output_and_a_rerun_completes_it(adapters
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-c", KILLED_SCORER, str(base), loras["seed2"], str(out), str(marker)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not marker.exists():
         assert process.poll() is None, process.stderr.read()[-3000:]
@@ -262,9 +287,13 @@ def test_a_cell_killed_midway_leaves_no_output_and_a_rerun_completes_it(adapters
     assert [p.name for p in out.iterdir() if p.name.startswith(".second.tmp-")]  # its unpublished files
 
     outcomes = score_adapters(
-        base, [AdapterCell("second", loras["seed2"], out / "second")], TASK, metadata=METADATA, limit=LIMIT,
+        base,
+        [AdapterCell("second", loras["seed2"], out / "second")],
+        TASK,
+        metadata=METADATA,
+        limit=LIMIT,
         batch_size=BATCH,
-    )  # fmt: skip
+    )
     assert outcomes["second"].error is None
     assert sorted(p.name for p in out.iterdir()) == ["first", "second"]  # the stale files are gone
     assert_same_cell(out / "second", separate_run(base, loras["seed2"], tmp_path / "separate"))

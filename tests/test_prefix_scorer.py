@@ -279,7 +279,9 @@ def test_generation_reuses_the_shared_prefix(sharp_model, monkeypatch, architect
     built = []
     original = type(prefix)._prefix_cache
     monkeypatch.setattr(
-        type(prefix), "_prefix_cache", lambda self, tokens, reuse: built.append(len(tokens)) or original(self, tokens, reuse)
+        type(prefix),
+        "_prefix_cache",
+        lambda self, tokens, reuse: built.append(len(tokens)) or original(self, tokens, reuse),
     )
     assert prefix.generate_until(requests, disable_tqdm=True) == hf.generate_until(requests, disable_tqdm=True)
     assert len(built) == 1 and built[0] >= 16  # built once (at the second request), reused by the third
@@ -330,7 +332,7 @@ def test_lm_eval_cli_runs_with_no_extra_flag(tiny_model, tmp_path, model):
             "--output_path",
             str(tmp_path),
             *chat,
-        ]  # fmt: skip
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith(f"{model} (")  # lm-eval's summary line names the model
@@ -362,9 +364,12 @@ def test_smollm2_icl_scores_equal_hf(smollm2_path):
         if cls is PrefixCachingHFLM:
             assert lm.prefix_reuse.mode == "tree attention", lm.prefix_reuse.describe()
         results = lm_eval.simple_evaluate(
-            model=lm, tasks=["icl_ft_reversal_forward_icl"], limit=1, log_samples=True,
+            model=lm,
+            tasks=["icl_ft_reversal_forward_icl"],
+            limit=1,
+            log_samples=True,
             task_manager=TaskManager(include_defaults=False),
-        )  # fmt: skip
+        )
         scores.append([resp[0] for s in results["samples"]["icl_ft_reversal_forward_icl"] for resp in s["resps"]])
     expected, actual = scores
     assert len(expected) == 2  # one doc, two choices

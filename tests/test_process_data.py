@@ -184,8 +184,12 @@ def test_oracle_rows_are_worked_applications_of_new_expressions(instance):
 
 def test_answer_positions_are_counterbalanced(instance):
     data, _, _ = instance
-    made_by = {"correct": {"correct"}, "derivative": {"derivative"}, "misapplied": {"swapped", "inside_out"},
-               "partial": set(PARTIAL_MISTAKES)}  # fmt: skip
+    made_by = {
+        "correct": {"correct"},
+        "derivative": {"derivative"},
+        "misapplied": {"swapped", "inside_out"},
+        "partial": set(PARTIAL_MISTAKES),
+    }
     for rows in data.tests.values():
         positions = collections.Counter(row["label"] for row in rows)
         assert set(positions.values()) == {len(rows) // len(CHOICE_KINDS)} and len(positions) == len(CHOICE_KINDS)
@@ -244,8 +248,13 @@ def test_same_seed_gives_the_same_bytes_in_another_process():
     expected = hashlib.sha256(
         json.dumps([here.train, here.icl_facts, here.tests, here.oracle], sort_keys=True).encode()
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                            env={"PYTHONHASHSEED": "123", "PATH": ""})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    )
     assert result.stdout.strip() == expected.hexdigest()
 
 

@@ -82,9 +82,25 @@ def study(models, output: Path, *extra: str) -> int:
     from icl_ft.cli import main
 
     model_flags = [flag for model in models for flag in ("--model", str(model))]
-    return main(["study", *model_flags, "--tasks", "icl_ft_reversal", "--preset", "tiny-ray", "--conditions",
-                 "base,icl,ft", "--family-option", "num_facts=4", "--family-option", "examples_per_fact=2",
-                 "--output", str(output), *extra])  # fmt: skip
+    return main(
+        [
+            "study",
+            *model_flags,
+            "--tasks",
+            "icl_ft_reversal",
+            "--preset",
+            "tiny-ray",
+            "--conditions",
+            "base,icl,ft",
+            "--family-option",
+            "num_facts=4",
+            "--family-option",
+            "examples_per_fact=2",
+            "--output",
+            str(output),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +214,7 @@ def test_two_models_on_ray_equal_the_local_executor(ray_cluster, models, local_r
 
 def test_a_worker_killed_mid_step_is_retried_and_leaves_nothing_half_written(
     ray_cluster, models, local_run, tmp_path, caplog
-):  # fmt: skip
+):
     output = tmp_path / "run"
     adapter = RunDir(output).adapter_dir(Step("adapter", "reversal", condition="ft", train_seed=0))
     work = adapter.with_name(adapter.name + ".work")
@@ -224,7 +240,7 @@ def test_a_worker_killed_mid_step_is_retried_and_leaves_nothing_half_written(
 
 def test_a_cell_whose_worker_dies_is_recorded_failed_and_the_local_executor_finishes_it(
     ray_cluster, models, local_run, tmp_path, capsys
-):  # fmt: skip
+):
     output = tmp_path / "run"
     cell = Step("cell", "reversal", condition="icl")
 
@@ -273,16 +289,25 @@ print(sorted(outcome.done), outcome.failed)
 def test_without_an_address_a_local_ray_instance_is_started_and_stopped(tmp_path):
     pytest.importorskip("ray", reason=f"Ray is not installed (optional extra: {INSTALL_HINT})")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", LOCAL_INSTANCE, str(tmp_path)], capture_output=True, text=True,
-                            env=env, cwd=REPO, timeout=300, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", LOCAL_INSTANCE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "['a', 'b', 'c', 'd'] {}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "d"]
 
 
 def test_importing_the_study_never_imports_ray():
-    code = ("import sys, icl_ft.cli, icl_ft.study.runner, icl_ft.study.ray_executor, icl_ft.multi_adapter; "
-            "print('ray' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, icl_ft.cli, icl_ft.study.runner, icl_ft.study.ray_executor, icl_ft.multi_adapter; "
+        "print('ray' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "False"
 
@@ -300,11 +325,20 @@ def test_a_step_that_tolerates_failures_runs_after_its_failed_dependencies(ray_c
     """E.g. one scoring pass over a family's adapters: it scores the adapters that exist."""
     graph = (("a", ()), ("b", ()), ("pass", ("a", "b")), ("after_pass", ("pass",)), ("needs_a", ("a",)))
     steps = TouchSteps(str(tmp_path), graph, failing=("a",), tolerant=("pass",))
-    outcome = run_graph([name for name, _ in graph], steps.dependencies, steps, steps.is_done, address=ray_cluster,
-                        max_retries=0, tolerates_failures=lambda name: name in steps.tolerant)  # fmt: skip
+    outcome = run_graph(
+        [name for name, _ in graph],
+        steps.dependencies,
+        steps,
+        steps.is_done,
+        address=ray_cluster,
+        max_retries=0,
+        tolerates_failures=lambda name: name in steps.tolerant,
+    )
     assert sorted(outcome.done) == ["after_pass", "b", "pass"]
-    assert outcome.failed == {"a": "RuntimeError: a fails on purpose", "needs_a": "not run: a failed (RuntimeError: "
-                              "a fails on purpose)"}  # fmt: skip
+    assert outcome.failed == {
+        "a": "RuntimeError: a fails on purpose",
+        "needs_a": "not run: a failed (RuntimeError: a fails on purpose)",
+    }
     assert (tmp_path / "pass").read_text() == "b"  # it ran after a failed and b was done
 
 
@@ -313,14 +347,20 @@ def test_a_step_no_node_can_fit_is_refused_before_anything_runs(ray_cluster, tmp
 
     steps = TouchSteps(str(tmp_path), (("a", ()),))
     with pytest.raises(ExecutorError, match="step a needs 8 CPUs"):
-        run_graph(["a"], lambda n: [], steps, steps.is_done, address=ray_cluster,
-                  resources=lambda step, gpus: Resources(num_cpus=8))  # fmt: skip
+        run_graph(
+            ["a"],
+            lambda n: [],
+            steps,
+            steps.is_done,
+            address=ray_cluster,
+            resources=lambda step, gpus: Resources(num_cpus=8),
+        )
     assert not (tmp_path / "a").exists()
 
 
 def test_a_step_that_always_fails_is_tried_a_bounded_number_of_times_and_blocks_only_its_dependents(
     ray_cluster, tmp_path
-):  # fmt: skip
+):
     graph = (("a", ()), ("b", ()), ("needs_a", ("a",)), ("needs_needs_a", ("needs_a",)), ("needs_b", ("b",)))
     steps = TouchSteps(str(tmp_path), graph, failing=("a",))
     finished = []
@@ -328,19 +368,32 @@ def test_a_step_that_always_fails_is_tried_a_bounded_number_of_times_and_blocks_
     def on_finished(name, status, error, seconds):
         finished.append((name, status))
 
-    outcome = run_graph([name for name, _ in graph], steps.dependencies, steps, steps.is_done, address=ray_cluster,
-                        max_retries=1, on_finished=on_finished)  # fmt: skip
+    outcome = run_graph(
+        [name for name, _ in graph],
+        steps.dependencies,
+        steps,
+        steps.is_done,
+        address=ray_cluster,
+        max_retries=1,
+        on_finished=on_finished,
+    )
     assert outcome.attempts["a"] == 2 and outcome.failed["a"] == "RuntimeError: a fails on purpose"  # one line
-    assert outcome.failed["needs_needs_a"] == "not run: needs_a failed (not run: a failed (RuntimeError: a fails on " \
-        "purpose))"  # fmt: skip
+    assert (
+        outcome.failed["needs_needs_a"] == "not run: needs_a failed (not run: a failed (RuntimeError: a fails on "
+        "purpose))"
+    )
     assert sorted(outcome.done) == ["b", "needs_b"] and "needs_a" not in outcome.attempts
-    assert sorted(finished) == [("a", "failed"), ("b", "done"), ("needs_a", "blocked"), ("needs_b", "done"),
-                                ("needs_needs_a", "blocked")]  # fmt: skip
+    assert sorted(finished) == [
+        ("a", "failed"),
+        ("b", "done"),
+        ("needs_a", "blocked"),
+        ("needs_b", "done"),
+        ("needs_needs_a", "blocked"),
+    ]
 
 
 def test_a_step_failing_on_bad_input_is_not_retried(ray_cluster, tmp_path):
     steps = TouchSteps(str(tmp_path), (("bad", ()), ("flaky", ())), failing=("flaky",), bad_input=("bad",))
-    outcome = run_graph(["bad", "flaky"], steps.dependencies, steps, steps.is_done, address=ray_cluster,
-                        max_retries=2)  # fmt: skip
+    outcome = run_graph(["bad", "flaky"], steps.dependencies, steps, steps.is_done, address=ray_cluster, max_retries=2)
     assert outcome.attempts == {"bad": 1, "flaky": 3}
     assert outcome.failed == {"bad": "bad has bad input", "flaky": "RuntimeError: flaky fails on purpose"}

@@ -45,10 +45,14 @@ def test_sizes_follow_the_options():
 
 @pytest.mark.parametrize(
     "options, field",
-    [({"num_celebrities": 12}, "num_celebrities"), ({"num_celebrities": 0}, "num_celebrities"),
-     ({"train_phrasings": 0}, "train_phrasings"), ({"train_phrasings": 99}, "train_phrasings"),
-     ({"test_phrasings": 99}, "test_phrasings")],
-)  # fmt: skip
+    [
+        ({"num_celebrities": 12}, "num_celebrities"),
+        ({"num_celebrities": 0}, "num_celebrities"),
+        ({"train_phrasings": 0}, "train_phrasings"),
+        ({"train_phrasings": 99}, "train_phrasings"),
+        ({"test_phrasings": 99}, "test_phrasings"),
+    ],
+)
 def test_bad_options_name_the_field(options, field):
     with pytest.raises(ValueError, match=field):
         generate(seed=0, **options)
@@ -139,8 +143,12 @@ def test_every_training_template_is_one_sentence_for_finetune(templates):
     from finetune.data import split_sentences
 
     title = '"The Silent Harbor"'
-    slots = {"name": "Ann Lee", "np": f"the author of the memoir {title}", "NP": f"The author of the memoir {title}",
-             "vp": f"wrote the memoir {title}"}  # fmt: skip
+    slots = {
+        "name": "Ann Lee",
+        "np": f"the author of the memoir {title}",
+        "NP": f"The author of the memoir {title}",
+        "vp": f"wrote the memoir {title}",
+    }
     for template in templates:
         assert split_sentences(template.format(**slots)) == [template.format(**slots)], template
 

@@ -19,8 +19,14 @@ from lm_eval_tasks.api import build_task_dataset, generate_family, load_family
 from lm_eval_tasks.reversal_curse.original import REQUIRED_FILES, OriginalDataError, load_original
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reversal_curse_original"
-P2D_NAMES = {"Odessa Fairweather", "Tobias Wrenfield", "Perpetua Ashcombe", "Lucan Merriweather", "Ines Calloway",
-             "Bram Hollister"}  # fmt: skip
+P2D_NAMES = {
+    "Odessa Fairweather",
+    "Tobias Wrenfield",
+    "Perpetua Ashcombe",
+    "Lucan Merriweather",
+    "Ines Calloway",
+    "Bram Hollister",
+}
 
 
 @pytest.fixture()

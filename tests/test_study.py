@@ -25,12 +25,12 @@ TINY = Preset(
         "verify_texts": 2,
         "min_loglik_change": 0.0,
         "precision": "fp32",
-    },  # fmt: skip
+    },
     augment={
         "local": {"max_new_tokens": 8, "limit": 2},
         "global": {"max_new_tokens": 8, "limit": 2, "context_token_budget": 200},
         "oracle": {},
-    },  # fmt: skip
+    },
     limit=2,
 )
 CONDITIONS = ["base", "icl", "ft", "ft_local", "ft_global", "ft_oracle"]
@@ -221,8 +221,12 @@ def test_a_failing_step_is_recorded_and_the_others_continue(tiny_model, tmp_path
     run_dir = tmp_path / "run"
     outcome = runner.run_study(plan, run_dir)
     run = RunDir(run_dir)
-    assert set(outcome.failed) == {"cell reversal-icl", "augment reversal-global", "adapter reversal-ft_global-seed0",
-                                   "cell reversal-ft_global-seed0"}  # fmt: skip
+    assert set(outcome.failed) == {
+        "cell reversal-icl",
+        "augment reversal-global",
+        "adapter reversal-ft_global-seed0",
+        "cell reversal-ft_global-seed0",
+    }
     icl = run.read_cell(Step("cell", "reversal", condition="icl"))
     assert icl["status"] == "failed" and icl["error"] == "RuntimeError: out of memory"
     blocked = run.read_cell(Step("cell", "reversal", condition="ft_global", train_seed=0))
@@ -370,8 +374,21 @@ def test_a_study_killed_mid_cell_redoes_that_cell_on_rerun(tiny_model, tmp_path)
     import time
 
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
-               "--output", str(run_dir), "--conditions", "base,icl", "--limit", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "icl_ft.study",
+        "--model",
+        str(tiny_model("llama")),
+        "--tasks",
+        "icl_ft_reversal",
+        "--output",
+        str(run_dir),
+        "--conditions",
+        "base,icl",
+        "--limit",
+        "2",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     icl = Step("cell", "reversal", condition="icl")
@@ -426,9 +443,21 @@ def _plan_from_command_line(*argv):
 def test_data_seed_and_family_options_come_from_the_command_line(tiny_model, capsys):
     model = str(tiny_model("llama"))
     plan = _plan_from_command_line(
-        "--model", model, "--tasks", "icl_ft_reversal,icl_ft_syllogism", "--output", "unused", "--data-seed", "3",
-        "--family-option", "num_facts=6", "--family-option", "syllogism.num_items=16", "--train-seeds", "1,2",
-    )  # fmt: skip
+        "--model",
+        model,
+        "--tasks",
+        "icl_ft_reversal,icl_ft_syllogism",
+        "--output",
+        "unused",
+        "--data-seed",
+        "3",
+        "--family-option",
+        "num_facts=6",
+        "--family-option",
+        "syllogism.num_items=16",
+        "--train-seeds",
+        "1,2",
+    )
     assert plan.data_seed == 3 and plan.train_seeds == [1, 2]
     # num_facts: the reversal option over the small preset's; syllogism's num_items scoped to it
     assert plan.family_options == {"reversal": {"num_facts": 6, "examples_per_fact": 5}, "syllogism": {"num_items": 16}}
@@ -441,8 +470,10 @@ def test_data_seed_and_family_options_come_from_the_command_line(tiny_model, cap
     old = _plan_from_command_line("--model", model, "--tasks", "icl_ft_reversal", "--out", "unused", "--seeds", "4")
     assert old.train_seeds == [4]
     warnings = capsys.readouterr().err.splitlines()
-    assert warnings == ["icl-ft study: warning: --out is deprecated; use --output",
-                        "icl-ft study: warning: --seeds is deprecated; use --train-seeds"]  # fmt: skip
+    assert warnings == [
+        "icl-ft study: warning: --out is deprecated; use --output",
+        "icl-ft study: warning: --seeds is deprecated; use --train-seeds",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -506,9 +537,25 @@ def test_two_models_in_one_study_get_their_own_runs_on_the_same_items(tiny_model
 
     models = [tiny_model("llama"), tiny_model("qwen2")]
     out = tmp_path / "run"
-    argv = ["study", "--model", str(models[0]), "--model", str(models[1]), "--tasks", "icl_ft_reversal", "--preset",
-            "tiny", "--conditions", "base,ft", "--family-option", "num_facts=4", "--family-option",
-            "examples_per_fact=2", "--output", str(out)]  # fmt: skip
+    argv = [
+        "study",
+        "--model",
+        str(models[0]),
+        "--model",
+        str(models[1]),
+        "--tasks",
+        "icl_ft_reversal",
+        "--preset",
+        "tiny",
+        "--conditions",
+        "base,ft",
+        "--family-option",
+        "num_facts=4",
+        "--family-option",
+        "examples_per_fact=2",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     ids = [model_id(str(m)) for m in models]
@@ -535,19 +582,47 @@ def test_dry_run_prints_steps_tokens_and_estimates_and_does_no_work(tiny_model, 
 
     forbid_work(monkeypatch)
     out = tmp_path / "run"
-    argv = ["study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal", "--preset", "tiny",
-            "--conditions", "base,icl,ft,ft_local", "--train-seeds", "0,1", "--family-option", "num_facts=4",
-            "--family-option", "examples_per_fact=2", "--output", str(out), "--dry-run"]  # fmt: skip
+    argv = [
+        "study",
+        "--model",
+        str(tiny_model("llama")),
+        "--tasks",
+        "icl_ft_reversal",
+        "--preset",
+        "tiny",
+        "--conditions",
+        "base,icl,ft,ft_local",
+        "--train-seeds",
+        "0,1",
+        "--family-option",
+        "num_facts=4",
+        "--family-option",
+        "examples_per_fact=2",
+        "--output",
+        str(out),
+        "--dry-run",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert not out.exists()
-    lines = {line.split()[1]: line.split() for line in printed.splitlines() if line.startswith("  ") and
-             line.split()[0] in ("augment", "adapter", "cell", "score")}  # fmt: skip
-    assert sorted(lines) == ["reversal-ft", "reversal-ft-seed0", "reversal-ft-seed1", "reversal-ft_local-seed0",
-                             "reversal-ft_local-seed1", "reversal-icl", "reversal-local"]  # fmt: skip
+    lines = {
+        line.split()[1]: line.split()
+        for line in printed.splitlines()
+        if line.startswith("  ") and line.split()[0] in ("augment", "adapter", "cell", "score")
+    }
+    assert sorted(lines) == [
+        "reversal-ft",
+        "reversal-ft-seed0",
+        "reversal-ft-seed1",
+        "reversal-ft_local-seed0",
+        "reversal-ft_local-seed1",
+        "reversal-icl",
+        "reversal-local",
+    ]
     # tiny preset: 2 steps x batch 2 units; every adapter trains as many tokens
-    train = {int(lines[k][3].replace(",", "")) for k in lines if k.startswith("reversal-ft")
-             and lines[k][0] == "adapter"}  # fmt: skip
+    train = {
+        int(lines[k][3].replace(",", "")) for k in lines if k.startswith("reversal-ft") and lines[k][0] == "adapter"
+    }
     assert len(train) == 1 and train.pop() > 0
     assert "score reversal-ft (5 cells, one pass)" in printed and "calibration on this machine" in printed
     assert "formula per step: load + tokens / rate" in printed and "steps: augment 1, adapter 4, cell 6" in printed

@@ -18,8 +18,21 @@ pytestmark = pytest.mark.integration
 def test_a_second_study_on_a_running_run_directory_stops_with_one_line_and_records_nothing(tiny_model, tmp_path):
     """Two real processes: the second stops at once; the first finishes every cell, none marked failed."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
-               "--output", str(run_dir), "--conditions", "base,icl", "--limit", "4"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "icl_ft.study",
+        "--model",
+        str(tiny_model("llama")),
+        "--tasks",
+        "icl_ft_reversal",
+        "--output",
+        str(run_dir),
+        "--conditions",
+        "base,icl",
+        "--limit",
+        "4",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -47,8 +60,21 @@ def test_ctrl_c_stops_a_study_with_one_line_and_releases_the_lock(tiny_model, tm
     import signal
 
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "icl_ft.study", "--model", str(tiny_model("llama")), "--tasks", "icl_ft_reversal",
-               "--output", str(run_dir), "--conditions", "base,icl", "--limit", "4"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "icl_ft.study",
+        "--model",
+        str(tiny_model("llama")),
+        "--tasks",
+        "icl_ft_reversal",
+        "--output",
+        str(run_dir),
+        "--conditions",
+        "base,icl",
+        "--limit",
+        "4",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

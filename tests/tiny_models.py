@@ -67,23 +67,44 @@ def _config(architecture: str, tokenizer):
     }
     if architecture == "llama":
         return transformers.LlamaConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=4096, **ids,
-        )  # fmt: skip
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            **ids,
+        )
     if architecture == "qwen2":
         return transformers.Qwen2Config(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=4096, **ids,
-        )  # fmt: skip
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            **ids,
+        )
     if architecture == "gpt2":
         return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=4096, **ids)
     if architecture == "gpt_neox":
         return transformers.GPTNeoXConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=4096, **ids,
-        )  # fmt: skip
-    attention = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                 "num_key_value_heads": 2, "max_position_embeddings": 4096, **ids}  # fmt: skip
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=4096,
+            **ids,
+        )
+    attention = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        **ids,
+    }
     if architecture == "mistral":
         return transformers.MistralConfig(sliding_window=SLIDING_WINDOW, **attention)
     if architecture == "qwen2_hybrid":  # layers below max_window_layers attend fully
@@ -96,15 +117,29 @@ def _config(architecture: str, tokenizer):
         return config_class(head_dim=8, sliding_window=SLIDING_WINDOW, layer_types=layer_types, **attention)
     if architecture == "lfm2":
         return transformers.Lfm2Config(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-            layer_types=["conv", "full_attention", "conv"], max_position_embeddings=4096, **ids,
-        )  # fmt: skip
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            layer_types=["conv", "full_attention", "conv"],
+            max_position_embeddings=4096,
+            **ids,
+        )
     if architecture == "qwen3_next":
         return transformers.Qwen3NextConfig(
-            head_dim=8, linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4,
-            num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=16,
-            layer_types=["linear_attention", "full_attention"], **attention,
-        )  # fmt: skip
+            head_dim=8,
+            linear_key_head_dim=8,
+            linear_value_head_dim=8,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=16,
+            shared_expert_intermediate_size=16,
+            layer_types=["linear_attention", "full_attention"],
+            **attention,
+        )
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
 
 

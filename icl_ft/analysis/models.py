@@ -111,8 +111,15 @@ def markdown(summaries: list[ModelSummary], run_dir: Path) -> str:
     lines += ["| model id | model |", "|---|---|", *(f"| {m.model_id} | `{m.model}` |" for m in summaries), ""]
     header, rows = gap_rows(summaries)
     if rows:
-        lines += ["## Gaps per model", "", f"Each condition minus `ft`, {GAP_NOTE}. Paired tests: each model's "
-                  "section (conditions are paired within a model only).", "", *_md_table(header, rows), ""]  # fmt: skip
+        lines += [
+            "## Gaps per model",
+            "",
+            f"Each condition minus `ft`, {GAP_NOTE}. Paired tests: each model's "
+            "section (conditions are paired within a model only).",
+            "",
+            *_md_table(header, rows),
+            "",
+        ]
     for m in summaries:
         report = markdown_report(m.summary, m.loaded, [str(run_dir / "models" / m.model_id)])
         body = report.split("\n", 1)[1]  # without its title

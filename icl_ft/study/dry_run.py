@@ -170,9 +170,12 @@ def measured_rates(plan: StudyPlan, run: RunDir, estimates: list[Estimate]) -> R
         return None
     calibrated = calibrate(plan, timed_passes=False)
     return Rates(
-        calibrated.load_seconds, statistics.median(train), statistics.median(score), calibrated.generate,
+        calibrated.load_seconds,
+        statistics.median(train),
+        statistics.median(score),
+        calibrated.generate,
         f"medians of {len(train)} adapters and {len(score)} cells of this run directory; load, generation calibrated",
-    )  # fmt: skip
+    )
 
 
 def calibrate(plan: StudyPlan, timed_passes: bool = True) -> Rates:
@@ -215,14 +218,22 @@ def calibrate(plan: StudyPlan, timed_passes: bool = True) -> Rates:
 
     def generate_step():
         with torch.no_grad():
-            model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                           pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+            model.generate(
+                **batch,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
 
     rows = batch["input_ids"].shape[0]
     generate = rows * new_tokens / timed(generate_step, repeats=1)
     if not timed_passes:
         return Rates(load_seconds, 0.0, 0.0, generate, "calibration")
     return Rates(
-        load_seconds, tokens / timed(train_step), tokens / timed(score_step), generate,
+        load_seconds,
+        tokens / timed(train_step),
+        tokens / timed(score_step),
+        generate,
         f"calibration on this machine: {rows} training units ({tokens} tokens), threads {plan.threads or 'default'}",
-    )  # fmt: skip
+    )

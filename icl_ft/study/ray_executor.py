@@ -136,10 +136,20 @@ def run_graph(
         needs = {step: resources(step, has_gpus) for step in todo}
         _check_feasible(ray, needs, label)
         scheduler = _Scheduler(
-            ray=ray, task=ray.remote(_run_step), todo=todo, deps=deps, needs=needs, finished=finished,
-            execute=execute, is_done=is_done, max_retries=max_retries, label=label, on_finished=on_finished,
-            tolerates_failures=tolerates_failures, outcome=outcome,
-        )  # fmt: skip
+            ray=ray,
+            task=ray.remote(_run_step),
+            todo=todo,
+            deps=deps,
+            needs=needs,
+            finished=finished,
+            execute=execute,
+            is_done=is_done,
+            max_retries=max_retries,
+            label=label,
+            on_finished=on_finished,
+            tolerates_failures=tolerates_failures,
+            outcome=outcome,
+        )
         scheduler.run()
     finally:
         if connected_here:
@@ -156,8 +166,12 @@ def _connect(ray, address: str | None, local_cpus: int | None) -> bool:
             ray.init(address=address)
         else:
             # address="local": a new instance, even if a cluster started by `ray start` runs on this machine.
-            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES)  # fmt: skip
+            ray.init(
+                address="local",
+                num_cpus=local_cpus,
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            )
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         hint = "start one with `ray start --head` and pass its address" if address else "check `ray status`"

@@ -314,11 +314,18 @@ class RayExecutor:
             report(StepResult(job, error, seconds, executed=status != "blocked"))
 
         run_graph(
-            jobs, graph.dependencies, graph.execute_or_raise, graph.is_done,
-            resources=default_resources(self.threads), address=self.address, max_retries=self.max_retries,
-            local_cpus=self.local_cpus, label=lambda job: job.label, on_finished=on_finished,
+            jobs,
+            graph.dependencies,
+            graph.execute_or_raise,
+            graph.is_done,
+            resources=default_resources(self.threads),
+            address=self.address,
+            max_retries=self.max_retries,
+            local_cpus=self.local_cpus,
+            label=lambda job: job.label,
+            on_finished=on_finished,
             tolerates_failures=graph.tolerates_failures,
-        )  # fmt: skip
+        )
 
 
 def execute_step(plan: StudyPlan, run_root: Path, step: Step) -> str | None:
@@ -425,8 +432,9 @@ def _run_locked(plans: StudyPlan | Sequence[StudyPlan], run_dir: Path, executor:
     jobs = graph.jobs()
     todo = [job for job in jobs if not graph.is_done(job)]
     done_before = {cell for job in jobs for cell in graph.members(job) if graph.is_done(cell)}
-    outcome = Outcome(Path(run_dir).resolve(), [], [c.label for job in jobs for c in graph.members(job)
-                                                    if c in done_before], {}, {})  # fmt: skip
+    outcome = Outcome(
+        Path(run_dir).resolve(), [], [c.label for job in jobs for c in graph.members(job) if c in done_before], {}, {}
+    )
     logger.info(
         "study %s: %d model(s), %d steps (%d done already, %d to run), preset %s, training seeds %s",
         outcome.run_dir,
@@ -553,9 +561,14 @@ def _score_pass(plan: StudyPlan, run: RunDir, family: str) -> None:
 
     if cells:
         score_cells(
-            plan.model, cells, scored_task(family, "ft"), metadata=plan.metadata(family), limit=plan.limit,
-            batch_size=plan.batch_size, on_cell_done=cell_done,
-        )  # fmt: skip
+            plan.model,
+            cells,
+            scored_task(family, "ft"),
+            metadata=plan.metadata(family),
+            limit=plan.limit,
+            batch_size=plan.batch_size,
+            on_cell_done=cell_done,
+        )
     failed = [s for s in members if not run.is_done(s)]
     if failed:
         first = run.read_cell(failed[0]) or {}

@@ -55,9 +55,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += ["", "Rows the ICL context entails, by the checker:", ""]
         out += _table(
             ["split", "entailed", "first not entailed"],
-            [[split, _fraction(r["entailed"], r["rows"]), ", ".join(r["not_entailed"]) or "-"]
-             for split, r in card["icl_coverage"]["splits"].items()],
-        )  # fmt: skip
+            [
+                [split, _fraction(r["entailed"], r["rows"]), ", ".join(r["not_entailed"]) or "-"]
+                for split, r in card["icl_coverage"]["splits"].items()
+            ],
+        )
 
     if card["learnability"]:
         learn = card["learnability"]
@@ -65,23 +67,47 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += ["", "## Learnability per finetuning unit (finetune's own splitter)", ""]
         out += _table(
             ["", *units],
-            [["training documents that state a fact no single unit of theirs states",
-              *(f"{learn[u]['documents_losing_a_fact']}/{learn[u]['documents']}" for u in units)]]
-            + [[f"{split} rows whose facts are each stated within one unit",
-                *(_fraction(learn[u]["splits"][split]["entailed"], learn[u]["splits"][split]["rows"]) for u in units)]
-               for split in learn[units[0]]["splits"]],
-        )  # fmt: skip
+            [
+                [
+                    "training documents that state a fact no single unit of theirs states",
+                    *(f"{learn[u]['documents_losing_a_fact']}/{learn[u]['documents']}" for u in units),
+                ]
+            ]
+            + [
+                [
+                    f"{split} rows whose facts are each stated within one unit",
+                    *(
+                        _fraction(learn[u]["splits"][split]["entailed"], learn[u]["splits"][split]["rows"])
+                        for u in units
+                    ),
+                ]
+                for split in learn[units[0]]["splits"]
+            ],
+        )
 
-    out += ["", "## Shortcut heuristics", "", (f"Bound: {card['bound']}. Fact-blind heuristics see the test rows; "
-            "fact-aware ones the training text (and, where it differs, the ICL context)."), ""]  # fmt: skip
+    out += [
+        "",
+        "## Shortcut heuristics",
+        "",
+        (
+            f"Bound: {card['bound']}. Fact-blind heuristics see the test rows; "
+            "fact-aware ones the training text (and, where it differs, the ICL context)."
+        ),
+        "",
+    ]
     by_split: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for result in card["shortcuts"]:
         by_split.setdefault(result["split"], {}).setdefault(result["heuristic"], []).append(result)
     with_icl = any(r["corpus"] == "icl" for r in card["shortcuts"])
     for split, heuristics in by_split.items():
         first = next(iter(heuristics.values()))[0]
-        out += [(f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
-                f"bound {first['bound']:.3f}"), ""]  # fmt: skip
+        out += [
+            (
+                f"### {split}: {first['items']} items ({first['rows']} rows), chance {first['chance']:.3f}, "
+                f"bound {first['bound']:.3f}"
+            ),
+            "",
+        ]
         rows, notes = [], set()
         for name, results in heuristics.items():
             scores = {r["corpus"]: f"{r['accuracy']:.3f}" for r in results}
@@ -94,8 +120,15 @@ def render_markdown(card: dict[str, Any]) -> str:
         out += _table(["heuristic", "sees", "accuracy", *(["on the ICL context"] if with_icl else []), "status"], rows)
         out += [""] + [f"Permitted: {note}." for note in sorted(notes)] + ([""] if notes else [])
 
-    out += ["## `--limit` prefixes", "", ("Largest excess, over every prefix, of a label position, an item kind or an "
-            "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):"), ""]  # fmt: skip
+    out += [
+        "## `--limit` prefixes",
+        "",
+        (
+            "Largest excess, over every prefix, of a label position, an item kind or an "
+            "answer over its share of the split (in items; 1-2 is as balanced as a prefix can be):"
+        ),
+        "",
+    ]
     out += _table(
         ["split", "label", "kind", "answer"],
         [[split, b["label"], b["kind"], b["answer"]] for split, b in card["prefix_balance"].items()],

@@ -104,12 +104,21 @@ def shortcuts(checker: FamilyChecker) -> list[dict[str, Any]]:
             score = accuracy(heuristic, rows, corpora.get(corpus_name))
             reason = permitted.get(heuristic.name) or (permitted.get(FACT_AWARE) if heuristic.fact_aware else None)
             status = "ok" if score <= bound + 1e-9 else "permitted" if reason else "FAIL"
-            results.append({
-                "split": split, "heuristic": heuristic.name, "fact_aware": heuristic.fact_aware,
-                "corpus": corpus_name, "rows": len(rows), "items": items, "chance": round(chance, 4),
-                "accuracy": round(score, 4), "bound": round(bound, 4), "status": status,
-                "note": reason if status == "permitted" else "",
-            })  # fmt: skip
+            results.append(
+                {
+                    "split": split,
+                    "heuristic": heuristic.name,
+                    "fact_aware": heuristic.fact_aware,
+                    "corpus": corpus_name,
+                    "rows": len(rows),
+                    "items": items,
+                    "chance": round(chance, 4),
+                    "accuracy": round(score, 4),
+                    "bound": round(bound, 4),
+                    "status": status,
+                    "note": reason if status == "permitted" else "",
+                }
+            )
     return results
 
 

@@ -91,7 +91,7 @@ def fact_blind_heuristics(rows: list[dict[str, Any]]) -> list[Heuristic]:
             f"always choice {k + 1}", False, lambda row, _, k=k: [float(i == k) for i in range(len(row["choices"]))]
         )
         for k in range(positions)
-    ]  # fmt: skip
+    ]
     heuristics += [
         Heuristic("longest choice", False, lambda row, _: [len(c) for c in row["choices"]]),
         Heuristic("shortest choice", False, lambda row, _: [-len(c) for c in row["choices"]]),
@@ -100,10 +100,13 @@ def fact_blind_heuristics(rows: list[dict[str, Any]]) -> list[Heuristic]:
     ]
     if 1 < len(leading) <= 8:  # a few distinct leading words: quantifiers, articles
         heuristics += [
-            Heuristic(f"leading word {word!r}", False,
-                      lambda row, _, w=word: [float(c.split()[:1] == [w]) for c in row["choices"]])
+            Heuristic(
+                f"leading word {word!r}",
+                False,
+                lambda row, _, w=word: [float(c.split()[:1] == [w]) for c in row["choices"]],
+            )
             for word in leading
-        ]  # fmt: skip
+        ]
     return heuristics
 
 

@@ -401,25 +401,43 @@ def generate(
     worked = worked_expressions(calc, rng, sizes["num_worked"], used, cover=True)
     rng.shuffle(worked)
     train = [
-        {"id": f"{source_id}-train-{k}", "source_id": source_id, "kind": "rule", "text": text,
-         "expression": "", "combinations": []}
+        {
+            "id": f"{source_id}-train-{k}",
+            "source_id": source_id,
+            "kind": "rule",
+            "text": text,
+            "expression": "",
+            "combinations": [],
+        }
         for source_id, phrasings in facts
         for k, text in enumerate(phrasings[: sizes["rule_phrasings"]])
     ] + [
-        {"id": f"process-worked-{i:03d}", "source_id": f"process-worked-{i:03d}", "kind": "worked",
-         "text": worked_application(calc, entry.expr), "expression": entry.text, "combinations": sorted(entry.pairs)}
+        {
+            "id": f"process-worked-{i:03d}",
+            "source_id": f"process-worked-{i:03d}",
+            "kind": "worked",
+            "text": worked_application(calc, entry.expr),
+            "expression": entry.text,
+            "combinations": sorted(entry.pairs),
+        }
         for i, entry in enumerate(worked)
-    ]  # fmt: skip
+    ]
     # The ICL prompt: each rule fact once (its first phrasing), then every worked application.
     icl_facts = [phrasings[0] for _, phrasings in facts] + [row["text"] for row in train if row["kind"] == "worked"]
 
     counts = shortcuts.token_counts(row["text"] for row in train)
     tests = {split: build_split(calc, rng, split, sizes["num_test"], used, counts) for split in SPLITS}
     oracle = [
-        {"id": f"process-oracle-{i:03d}", "source_id": source_of(entry.expr), "kind": "inference",
-         "text": worked_application(calc, entry.expr), "expression": entry.text, "combinations": sorted(entry.pairs)}
+        {
+            "id": f"process-oracle-{i:03d}",
+            "source_id": source_of(entry.expr),
+            "kind": "inference",
+            "text": worked_application(calc, entry.expr),
+            "expression": entry.text,
+            "combinations": sorted(entry.pairs),
+        }
         for i, entry in enumerate(worked_expressions(calc, rng, sizes["num_oracle"], used, cover=False))
-    ]  # fmt: skip
+    ]
     return FamilyData(
         family="process",
         version=VERSION,

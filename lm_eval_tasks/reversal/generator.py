@@ -155,12 +155,20 @@ def generate(seed: int = 0, num_facts: int = 100, examples_per_fact: int = 10) -
         row
         for fact in facts
         for row in (
-            {"id": f"{source_id(fact)}-oracle-reversal", "source_id": source_id(fact), "kind": "reversal",
-             "text": sentence(fact, reverse=True) + "."},
-            {"id": f"{source_id(fact)}-oracle-rephrase", "source_id": source_id(fact), "kind": "rephrase",
-             "text": f"Compared with {fact['object']}, {fact['subject']} are {fact['feature'][fact['stated']]}."},
+            {
+                "id": f"{source_id(fact)}-oracle-reversal",
+                "source_id": source_id(fact),
+                "kind": "reversal",
+                "text": sentence(fact, reverse=True) + ".",
+            },
+            {
+                "id": f"{source_id(fact)}-oracle-rephrase",
+                "source_id": source_id(fact),
+                "kind": "rephrase",
+                "text": f"Compared with {fact['object']}, {fact['subject']} are {fact['feature'][fact['stated']]}.",
+            },
         )
-    ]  # fmt: skip
+    ]
     return FamilyData(
         family="reversal",
         version=VERSION,

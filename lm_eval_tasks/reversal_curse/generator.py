@@ -45,65 +45,183 @@ __all__ = ["BLOCK_SIZE", "VERSION", "blocks_of_four", "generate"]
 # A description is "the <role> of the <kind> <title>" (np) or "<verb> the <kind> <title>" (vp).
 # Roles are gender-neutral and templates say "they", so a name's gender never hints at it.
 WORKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("the director of the {kind} {title}", "directed the {kind} {title}",
-     ("virtual reality masterpiece", "silent film", "documentary", "animated feature", "space western")),
-    ("the composer of the {kind} {title}", "composed the {kind} {title}",
-     ("opera", "symphony", "film score", "string quartet", "rock opera")),
-    ("the author of the {kind} {title}", "wrote the {kind} {title}",
-     ("bestselling novel", "memoir", "poetry collection", "detective novel", "travel guide")),
-    ("the choreographer of the {kind} {title}", "choreographed the {kind} {title}",
-     ("zero-gravity ballet", "tap-dance revue", "street-dance musical")),
-    ("the architect of the {kind} {title}", "designed the {kind} {title}",
-     ("floating museum", "underwater hotel", "glass cathedral", "spiral skyscraper", "desert library")),
-    ("the creator of the {kind} {title}", "created the {kind} {title}",
-     ("video game", "board game", "television series", "comic book series", "podcast")),
-    ("the painter of the {kind} {title}", "painted the {kind} {title}",
-     ("mural", "triptych", "ceiling fresco")),
-    ("the lead singer of the {kind} {title}", "fronted the {kind} {title}",
-     ("rock band", "folk band", "synth-pop duo")),
-    ("the founder of the {kind} {title}", "founded the {kind} {title}",
-     ("traveling circus", "theater company", "chess academy", "bakery chain", "youth orchestra")),
-    ("the sculptor of the {kind} {title}", "sculpted the {kind} {title}",
-     ("bronze statue", "ice sculpture", "marble fountain")),
-    ("the host of the {kind} {title}", "hosted the {kind} {title}",
-     ("cooking show", "late-night talk show", "quiz show", "radio program")),
-    ("the illustrator of the {kind} {title}", "illustrated the {kind} {title}",
-     ("graphic novel", "picture book", "fantasy atlas")),
-    ("the inventor of the {kind} known as {title}", "invented the {kind} known as {title}",
-     ("kitchen robot", "pocket telescope", "solar-powered bicycle", "self-tying shoe")),
-    ("the captain of the {kind} {title}", "captained the {kind} {title}",
-     ("research vessel", "deep-sea submarine", "polar icebreaker")),
-    ("the head chef of the {kind} {title}", "ran the kitchen of the {kind} {title}",
-     ("floating restaurant", "rooftop bistro", "noodle bar")),
-    ("the producer of the {kind} {title}", "produced the {kind} {title}",
-     ("jazz album", "radio drama", "hip-hop album")),
-    ("the playwright behind the {kind} {title}", "wrote the {kind} {title}",
-     ("tragedy", "comedy", "one-act play")),
-    ("the designer of the {kind} {title}", "designed the {kind} {title}",
-     ("electric airship", "solar sailboat", "racing yacht")),
-    ("the leader of the {kind} {title}", "led the {kind} {title}",
-     ("polar expedition", "rescue mission", "archaeological dig")),
-    ("the editor of the {kind} {title}", "edited the {kind} {title}",
-     ("literary magazine", "science journal", "travel magazine")),
-)  # fmt: skip
+    (
+        "the director of the {kind} {title}",
+        "directed the {kind} {title}",
+        ("virtual reality masterpiece", "silent film", "documentary", "animated feature", "space western"),
+    ),
+    (
+        "the composer of the {kind} {title}",
+        "composed the {kind} {title}",
+        ("opera", "symphony", "film score", "string quartet", "rock opera"),
+    ),
+    (
+        "the author of the {kind} {title}",
+        "wrote the {kind} {title}",
+        ("bestselling novel", "memoir", "poetry collection", "detective novel", "travel guide"),
+    ),
+    (
+        "the choreographer of the {kind} {title}",
+        "choreographed the {kind} {title}",
+        ("zero-gravity ballet", "tap-dance revue", "street-dance musical"),
+    ),
+    (
+        "the architect of the {kind} {title}",
+        "designed the {kind} {title}",
+        ("floating museum", "underwater hotel", "glass cathedral", "spiral skyscraper", "desert library"),
+    ),
+    (
+        "the creator of the {kind} {title}",
+        "created the {kind} {title}",
+        ("video game", "board game", "television series", "comic book series", "podcast"),
+    ),
+    ("the painter of the {kind} {title}", "painted the {kind} {title}", ("mural", "triptych", "ceiling fresco")),
+    (
+        "the lead singer of the {kind} {title}",
+        "fronted the {kind} {title}",
+        ("rock band", "folk band", "synth-pop duo"),
+    ),
+    (
+        "the founder of the {kind} {title}",
+        "founded the {kind} {title}",
+        ("traveling circus", "theater company", "chess academy", "bakery chain", "youth orchestra"),
+    ),
+    (
+        "the sculptor of the {kind} {title}",
+        "sculpted the {kind} {title}",
+        ("bronze statue", "ice sculpture", "marble fountain"),
+    ),
+    (
+        "the host of the {kind} {title}",
+        "hosted the {kind} {title}",
+        ("cooking show", "late-night talk show", "quiz show", "radio program"),
+    ),
+    (
+        "the illustrator of the {kind} {title}",
+        "illustrated the {kind} {title}",
+        ("graphic novel", "picture book", "fantasy atlas"),
+    ),
+    (
+        "the inventor of the {kind} known as {title}",
+        "invented the {kind} known as {title}",
+        ("kitchen robot", "pocket telescope", "solar-powered bicycle", "self-tying shoe"),
+    ),
+    (
+        "the captain of the {kind} {title}",
+        "captained the {kind} {title}",
+        ("research vessel", "deep-sea submarine", "polar icebreaker"),
+    ),
+    (
+        "the head chef of the {kind} {title}",
+        "ran the kitchen of the {kind} {title}",
+        ("floating restaurant", "rooftop bistro", "noodle bar"),
+    ),
+    (
+        "the producer of the {kind} {title}",
+        "produced the {kind} {title}",
+        ("jazz album", "radio drama", "hip-hop album"),
+    ),
+    ("the playwright behind the {kind} {title}", "wrote the {kind} {title}", ("tragedy", "comedy", "one-act play")),
+    (
+        "the designer of the {kind} {title}",
+        "designed the {kind} {title}",
+        ("electric airship", "solar sailboat", "racing yacht"),
+    ),
+    (
+        "the leader of the {kind} {title}",
+        "led the {kind} {title}",
+        ("polar expedition", "rescue mission", "archaeological dig"),
+    ),
+    (
+        "the editor of the {kind} {title}",
+        "edited the {kind} {title}",
+        ("literary magazine", "science journal", "travel magazine"),
+    ),
+)
 
 # Titles: one pattern filled with an (adjective, noun) pair that no other title of the
 # dataset uses, so no two descriptions share their distinctive words.
-TITLE_PATTERNS = ("The {adj} {noun}", "Echoes of the {adj} {noun}", "A Journey to the {adj} {noun}",
-                  "Letters from the {adj} {noun}", "Beyond the {adj} {noun}")  # fmt: skip
+TITLE_PATTERNS = (
+    "The {adj} {noun}",
+    "Echoes of the {adj} {noun}",
+    "A Journey to the {adj} {noun}",
+    "Letters from the {adj} {noun}",
+    "Beyond the {adj} {noun}",
+)
 TITLE_ADJECTIVES = (
-    "Silent", "Hidden", "Golden", "Crimson", "Forgotten", "Endless", "Broken", "Silver", "Distant",
-    "Frozen", "Wandering", "Sleeping", "Burning", "Painted", "Quiet", "Velvet", "Electric", "Hollow",
-    "Emerald", "Scarlet", "Midnight", "Paper", "Iron", "Restless", "Shining", "Invisible", "Copper",
-    "Amber", "Marble", "Drifting",
-)  # fmt: skip
+    "Silent",
+    "Hidden",
+    "Golden",
+    "Crimson",
+    "Forgotten",
+    "Endless",
+    "Broken",
+    "Silver",
+    "Distant",
+    "Frozen",
+    "Wandering",
+    "Sleeping",
+    "Burning",
+    "Painted",
+    "Quiet",
+    "Velvet",
+    "Electric",
+    "Hollow",
+    "Emerald",
+    "Scarlet",
+    "Midnight",
+    "Paper",
+    "Iron",
+    "Restless",
+    "Shining",
+    "Invisible",
+    "Copper",
+    "Amber",
+    "Marble",
+    "Drifting",
+)
 TITLE_NOUNS = (
-    "Harbor", "Lantern", "Orchard", "Glacier", "Compass", "Meadow", "Citadel", "Canyon", "Lighthouse",
-    "Archive", "Comet", "Tide", "Horizon", "Mirror", "Island", "Desert", "Clock", "Bridge", "Valley",
-    "Ember", "Feather", "Thunder", "Labyrinth", "Summit", "Orchid", "Falcon", "Voyage", "Harvest",
-    "Carnival", "Fortress", "Caravan", "Nebula", "Prism", "Railway", "Sparrow", "Tundra", "Willow",
-    "Kettle", "Meridian", "Quarry",
-)  # fmt: skip
+    "Harbor",
+    "Lantern",
+    "Orchard",
+    "Glacier",
+    "Compass",
+    "Meadow",
+    "Citadel",
+    "Canyon",
+    "Lighthouse",
+    "Archive",
+    "Comet",
+    "Tide",
+    "Horizon",
+    "Mirror",
+    "Island",
+    "Desert",
+    "Clock",
+    "Bridge",
+    "Valley",
+    "Ember",
+    "Feather",
+    "Thunder",
+    "Labyrinth",
+    "Summit",
+    "Orchid",
+    "Falcon",
+    "Voyage",
+    "Harvest",
+    "Carnival",
+    "Fortress",
+    "Caravan",
+    "Nebula",
+    "Prism",
+    "Railway",
+    "Sparrow",
+    "Tundra",
+    "Willow",
+    "Kettle",
+    "Meridian",
+    "Quarry",
+)
 
 # Sentence templates. Fields: {name}; the description as {np}, {NP} (capitalized) or {vp}.
 # Training templates: name before description (p2d) ... The first of each list is the plain
@@ -190,8 +308,14 @@ ORACLE_REVERSAL = "{NP} is {name}."
 
 MAX_CELEBRITIES = 256  # Faker's en_US lists hold ~690 distinct first and 1000 last names
 # Faker's census-derived lists lose the inner capital and the apostrophe ("Mcgee", "Obrien").
-IRISH_O_NAMES = {"Obrien": "O'Brien", "Oconnell": "O'Connell", "Oconnor": "O'Connor", "Odonnell": "O'Donnell",
-                 "Oneal": "O'Neal", "Oneill": "O'Neill"}  # fmt: skip
+IRISH_O_NAMES = {
+    "Obrien": "O'Brien",
+    "Oconnell": "O'Connell",
+    "Oconnor": "O'Connor",
+    "Odonnell": "O'Donnell",
+    "Oneal": "O'Neal",
+    "Oneill": "O'Neill",
+}
 
 
 def spelled(last_name: str) -> str:
@@ -293,10 +417,14 @@ def generate(
     names = draw_names(num_celebrities, rng)
     descriptions = draw_descriptions(num_celebrities, rng)
     celebrities = [
-        {"source_id": f"reversal_curse-celebrity-{i:03d}", "name": name, **description,
-         "set": "A" if i < num_celebrities // 2 else "B"}
+        {
+            "source_id": f"reversal_curse-celebrity-{i:03d}",
+            "name": name,
+            **description,
+            "set": "A" if i < num_celebrities // 2 else "B",
+        }
         for i, (name, description) in enumerate(zip(names, descriptions))
-    ]  # fmt: skip
+    ]
     set_a = [c for c in celebrities if c["set"] == "A"]
 
     def fill(template: str, celebrity: dict) -> str:
@@ -313,9 +441,13 @@ def generate(
             chosen = [templates[0], *rng.sample(templates[1:], train_phrasings - 1)]
             for k, template in enumerate(chosen):
                 (paraphrases if k else plain).append(
-                    {"id": f"{celebrity['source_id']}-{direction}-{k}", "source_id": celebrity["source_id"],
-                     "direction": direction, "text": fill(template, celebrity)}
-                )  # fmt: skip
+                    {
+                        "id": f"{celebrity['source_id']}-{direction}-{k}",
+                        "source_id": celebrity["source_id"],
+                        "direction": direction,
+                        "text": fill(template, celebrity),
+                    }
+                )
     rng.shuffle(plain)
     rng.shuffle(paraphrases)
     train = plain + paraphrases
@@ -330,8 +462,15 @@ def generate(
 
     def add_item(split: str, celebrity: dict, label: int, query: str, choices: list[str]) -> None:
         rows = tests[split]
-        rows.append({"id": f"reversal_curse-{split}-{len(rows):03d}", "source_id": celebrity["source_id"],
-                     "query": query, "choices": choices, "label": label})  # fmt: skip
+        rows.append(
+            {
+                "id": f"reversal_curse-{split}-{len(rows):03d}",
+                "source_id": celebrity["source_id"],
+                "query": query,
+                "choices": choices,
+                "label": label,
+            }
+        )
         needs[split].append((celebrity["source_id"],))  # the item needs the celebrity's (p2d) fact
 
     turn = 0

@@ -148,8 +148,14 @@ def load_original(source_dir: str, seed: int = 0) -> FamilyData:
                 unassigned[file_name].append(number + 1)
                 continue
             text = (row["prompt"] + row["completion"]).strip()
-            train.append({"id": f"{source_ids[name]}-{file_name.split('_')[0]}-{number}", "source_id": source_ids[name],
-                          "direction": direction, "text": text})  # fmt: skip
+            train.append(
+                {
+                    "id": f"{source_ids[name]}-{file_name.split('_')[0]}-{number}",
+                    "source_id": source_ids[name],
+                    "direction": direction,
+                    "text": text,
+                }
+            )
             first_sentence.setdefault((name, direction), text)
             if direction == "p2d":
                 descriptions[name].append(row["completion"].strip().rstrip("."))
@@ -164,10 +170,12 @@ def load_original(source_dir: str, seed: int = 0) -> FamilyData:
 
     matcher = DescriptionMatcher({name: descriptions[name] for name in p2d_names})
     rng = random.Random(f"reversal_curse-original-{seed}")
-    reverse, reverse_needs = _reverse_items(directory / REVERSE_FILE, files[REVERSE_FILE], p2d_names, matcher,
-                                            source_ids, rng)  # fmt: skip
-    forward, forward_needs = _forward_items(directory / FORWARD_FILE, files[FORWARD_FILE], p2d_names, matcher,
-                                            source_ids, by_length, rng)  # fmt: skip
+    reverse, reverse_needs = _reverse_items(
+        directory / REVERSE_FILE, files[REVERSE_FILE], p2d_names, matcher, source_ids, rng
+    )
+    forward, forward_needs = _forward_items(
+        directory / FORWARD_FILE, files[FORWARD_FILE], p2d_names, matcher, source_ids, by_length, rng
+    )
 
     icl = list(first_sentence.items())
     rng.shuffle(icl)
@@ -253,9 +261,14 @@ def _reverse_items(
 
 
 def _forward_items(
-    path: Path, rows: list[dict], names: list[str], matcher: DescriptionMatcher, source_ids: dict[str, str],
-    by_length: list[str], rng,
-) -> tuple[list[dict], list[tuple[str, ...]]]:  # fmt: skip
+    path: Path,
+    rows: list[dict],
+    names: list[str],
+    matcher: DescriptionMatcher,
+    source_ids: dict[str, str],
+    by_length: list[str],
+    rng,
+) -> tuple[list[dict], list[tuple[str, ...]]]:
     """Name -> description: the choices are the block's completions of the same test template.
 
     A template is the prompt with the name taken out; a template that occurs twice for one
@@ -293,5 +306,10 @@ def _forward_items(
 
 
 def _item(split: str, number: int, source_id: str, prompt: str, choices: list[str], label: int) -> dict:
-    return {"id": f"reversal_curse-{split}-{number:03d}", "source_id": source_id, "query": prompt.strip(),
-            "choices": choices, "label": label}  # fmt: skip
+    return {
+        "id": f"reversal_curse-{split}-{number:03d}",
+        "source_id": source_id,
+        "query": prompt.strip(),
+        "choices": choices,
+        "label": label,
+    }

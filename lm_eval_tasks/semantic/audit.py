@@ -152,9 +152,19 @@ class Parser:
 
 
 def _template_words() -> frozenset[str]:
-    texts = [*(t for ts in T.TRAINING.values() for t in ts), *T.PRONOUN.values(), *T.QUESTION.values(), *T.FILLER,
-             T.ANSWER_PREFIX, *(q + " " + a for table in (T.TEST_FORWARD, T.TEST_REVERSE)
-                                for phrasings in table.values() for q, a in phrasings)]  # fmt: skip
+    texts = [
+        *(t for ts in T.TRAINING.values() for t in ts),
+        *T.PRONOUN.values(),
+        *T.QUESTION.values(),
+        *T.FILLER,
+        T.ANSWER_PREFIX,
+        *(
+            q + " " + a
+            for table in (T.TEST_FORWARD, T.TEST_REVERSE)
+            for phrasings in table.values()
+            for q, a in phrasings
+        ),
+    ]
     words = {t for text in texts for t in tokens(re.sub(r"\{\w+\}", " ", text)) if t.isalpha()}
     return frozenset(words | {"and"})  # "and" joins the values of a merged statement ("X are a, b and c")
 

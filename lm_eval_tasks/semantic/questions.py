@@ -209,8 +209,9 @@ class SplitBuilder:
             self.rng.shuffle(order)
             self.rng.shuffle(items)  # so that labels do not follow the items' order within the group
             fact = group[0]
-            self._units.append(((template_kind(fact.relation), self.reasoner.hops(fact), True),
-                                [(item, order) for item in items]))  # fmt: skip
+            self._units.append(
+                ((template_kind(fact.relation), self.reasoner.hops(fact), True), [(item, order) for item in items])
+            )
             for item in items:
                 self._count(item, order)
 

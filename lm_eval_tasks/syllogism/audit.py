@@ -148,8 +148,9 @@ class SyllogismChecker(FamilyChecker):
         "premises per item": "2",
         "deduction items": "about 69 (one per item, 6 candidates)",
     }
-    template_words = frozenset({"the", "relationships", "between", "and", "are", "all", "some", "but", "not", "no",
-                                "include"})  # fmt: skip
+    template_words = frozenset(
+        {"the", "relationships", "between", "and", "are", "all", "some", "but", "not", "no", "include"}
+    )
 
     def facts_in(self, context: str, target: str) -> frozenset:
         return frozenset(statements(target))
