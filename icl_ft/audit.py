@@ -22,7 +22,7 @@ from icl_ft_common.config import ConfigError, check_fields, setting, values_from
 
 @dataclasses.dataclass
 class AuditCommand:
-    family: str = setting("", "task family, e.g. reversal, syllogism, semantic, reversal_curse", positional=True)
+    family: str = setting("", "task family: reversal, syllogism, reversal_curse, semantic or process", positional=True)
     data_seed: int = setting(0, "seed of the family's data generator", old_names=("seed",))
     family_options: dict = setting(
         {}, "data option of the family, e.g. preset=paper", pairs=True, flag="--family-option", old_names=("option",)
