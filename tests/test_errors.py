@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import sigint_as_in_a_terminal
+
 pytestmark = pytest.mark.integration
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -229,7 +231,14 @@ def test_ctrl_c_during_finetuning_is_one_line_with_the_resume_hint_and_resume_fi
         "--precision",
         "fp32",
     ]
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
+    )
     checkpoints = tmp_path / "adapter.work" / "checkpoints"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None and not list(checkpoints.glob("checkpoint-*")):

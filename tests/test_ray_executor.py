@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from icl_ft.study.cells import MODELS_FILE, RunDir, Step
+from icl_ft.study.lock import LOCK_FILE
 from icl_ft.study.plan import PRESETS, Preset
 from icl_ft.study.ray_executor import INSTALL_HINT, ExecutorError, run_graph
 from tests.ray_steps import TouchSteps
@@ -127,7 +128,9 @@ def files_of(run_dir: Path) -> list[str]:
     def masked(path: Path) -> str:
         return TIMESTAMP.sub("TS", str(path.relative_to(run_dir)).replace(sanitize_model_name(str(run_dir)), "RUN"))
 
-    return sorted(masked(p) for p in run_dir.rglob("*") if p.is_file() and p.name not in ANALYSIS_FILES)
+    # The run directory's lock file (issue 14) belongs to the run, not to one model's outputs.
+    skipped = (*ANALYSIS_FILES, LOCK_FILE)
+    return sorted(masked(p) for p in run_dir.rglob("*") if p.is_file() and p.name not in skipped)
 
 
 def assert_same_outputs(ours: Path, reference: Path) -> None:

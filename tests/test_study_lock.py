@@ -11,6 +11,7 @@ import time
 import pytest
 
 from icl_ft.study.lock import LOCK_FILE
+from tests.processes import sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,14 @@ def test_ctrl_c_stops_a_study_with_one_line_and_releases_the_lock(tiny_model, tm
         "4",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and not list(run_dir.glob("cells/*/cell.json")):
         time.sleep(0.05)
