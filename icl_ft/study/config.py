@@ -37,7 +37,7 @@ class StudyConfig:
     oracle: bool = setting(False, "add ft_oracle (FT + the generator's oracle statements)")
     limit: int | None = setting(None, "test items per split [default: the preset's]")
     steps: int | None = setting(None, "finetuning steps per adapter [default: the preset's]")
-    threads: int = setting(0, "torch CPU threads (0 = the preset's; small: 1, paper: one per core)")
+    threads: int = setting(0, "torch CPU threads (0 = one per core; 1 is faster on a busy shared machine)")
     executor: str = setting(
         "local",
         "local (steps in turn, in this process) or ray (Ray tasks; pip install 'lm-eval-icl-ft[ray]')",
