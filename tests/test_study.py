@@ -342,6 +342,37 @@ def test_progress_lines_have_elapsed_and_eta(tiny_model, caplog):
     assert "elapsed 0:00:" in line and "ETA " in line
 
 
+def test_eta_rescales_each_kind_of_step_by_its_own_measured_speed(caplog):
+    import collections
+    import logging
+
+    Item = collections.namedtuple("Item", "label kind")
+    first, second, cell = Item("adapter a", "adapter"), Item("adapter b", "adapter"), Item("cell c", "cell")
+    estimates = {first: 10.0, second: 10.0, cell: 100.0}
+    progress = runner.Progress([first, second, cell], estimates.get, kind=lambda item: item.kind)
+    with caplog.at_level(logging.INFO, logger="icl_ft.study"):
+        # Adapters take 3x their estimate; cells, not measured yet, are assumed as slow: 30 + 300 s.
+        progress.finished(first, "done", 30.0, executed=True)
+        # Cells take half theirs: the adapter left still takes 3x its estimate (one speed for all
+        # steps would have said (30 + 50) / 110 of it, 7 s).
+        progress.finished(cell, "done", 50.0, executed=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].endswith("ETA 0:05:30") and lines[1].endswith("ETA 0:00:30"), lines
+
+
+def test_the_cost_model_follows_the_data_of_each_family(tiny_model):
+    """Process units are longer than reversal's and semantic has more items than reversal: the
+    estimates say so (the progress line's ETA starts from them)."""
+    cfg = StudyConfig(model=[str(tiny_model("llama"))], tasks="icl_ft_reversal,icl_ft_semantic,icl_ft_process")
+    plan = build_plan(cfg)
+    estimate = lambda kind, family, condition: runner.estimate_seconds(plan, Step(kind, family, condition=condition))  # noqa: E731
+    adapter = {f: estimate("adapter", f, "ft") for f in plan.families}
+    base = {f: estimate("cell", f, "base") for f in plan.families}
+    icl = {f: estimate("cell", f, "icl") for f in plan.families}
+    assert adapter["process"] > 1.2 * adapter["reversal"]
+    assert base["semantic"] > 3 * base["reversal"] and all(icl[f] > base[f] for f in plan.families)
+
+
 def test_small_and_paper_presets_resolve_for_every_family(tiny_model):
     from lm_eval_tasks.api import FAMILIES, generate_family
 
@@ -499,7 +530,7 @@ def test_presets_are_typed_and_checked_when_defined_and_when_planned(tiny_model,
         Preset(name="bad", description="", augment={"local": {"max_new_tokens": "many"}})
     with pytest.raises(ConfigError, match=r"sets \['train_seed'\], which the study sets for every step"):
         Preset(name="bad", description="", finetune={"train_seed": 1})
-    assert PRESETS["small"].finetune["learning_rate"] == 1e-3  # typed: a float
+    assert PRESETS["small"].finetune["learning_rate"] == 2e-3  # typed: a float
     monkeypatch.setitem(PRESETS, "bad", Preset(name="bad", description="", augment={"global": {"temperature": -1}}))
     with pytest.raises(StudyError, match=r"reversal ft_global: temperature=-1.0 must be >= 0"):
         build_plan(study_config(tiny_model("llama"), preset="bad"))

@@ -120,39 +120,61 @@ def evaluate(
 
 
 def estimate_seconds(plan: StudyPlan, step: Step) -> float:
-    """A rough cost model (measured: SmolLM2-135M, 1 thread on 2 busy cores, small preset);
-    the ETA rescales it by the speed measured on the steps done so far."""
+    """A rough cost model of one step from the plan's data (the generators are memoized, so this
+    costs nothing after the plan check). Its constants were measured with SmolLM2-135M on 2 idle
+    cores (`make run`, 2026-12-03: adapters 28-77 s, FT scoring passes 17-212 s); the ETA rescales
+    each kind of step by the speed measured on the steps of that kind done so far."""
+    from lm_eval_tasks.api import generate_family
     from lm_eval_tasks.families import family_spec
 
-    spec = family_spec(step.family)
     if step.kind == "augment":
-        items = plan.augment.get(step.mode, {}).get("limit") or spec.study.augment_items
+        items = plan.augment.get(step.mode, {}).get("limit") or family_spec(step.family).study.augment_items
         return {"local": 1.7, "global": 3.0, "oracle": 0.0}[step.mode] * items + 3
+    data = generate_family(step.family, plan.data_seed, **plan.options(step.family))
     if step.kind == "adapter":
-        return 0.8 * plan.finetune.get("steps", 300) + 5
-    docs = (plan.limit or 100) * len(spec.splits)
-    return 2 + 0.5 * docs
+        from finetune.data import make_units
+
+        # Training time follows the tokens seen: steps x units per step x mean unit length.
+        units = make_units([("family", row["text"]) for row in data.train], plan.finetune.get("unit", "sentence"))
+        mean_chars = sum(len(u.context) + len(u.target) for u in units) / max(len(units), 1)
+        steps = plan.finetune.get("steps") or plan.finetune.get("max_steps", 1000)
+        return 20 + 0.0011 * steps * plan.finetune.get("batch_size", 8) * mean_chars
+    # Scoring time follows the characters scored: every choice after its question (an ICL cell
+    # adds its shared context once: hf-prefix caches it).
+    rows = [row for split in data.tests.values() for row in split[: plan.limit]]
+    chars = sum(len(row["query"]) * len(row["choices"]) + sum(map(len, row["choices"])) for row in rows)
+    if step.condition == "icl":
+        chars += sum(map(len, data.icl_facts))
+    return 5 + 0.0013 * chars
 
 
 class Progress:
     """One line per step on stderr: what finished, how long it took, elapsed, ETA."""
 
-    def __init__(self, todo: Sequence[Any], estimate: Callable[[Any], float]):
+    def __init__(self, todo: Sequence[Any], estimate: Callable[[Any], float], kind: Callable[[Any], str] | None = None):
         self.total = len(todo)
+        self.kind = kind or (lambda item: "")  # without `kind`, one speed for every step
         self.remaining = {item: estimate(item) for item in todo}
         self.started = time.monotonic()
-        self.estimated_done = 0.0
-        self.actual_done = 0.0
+        self.estimated_done: dict[str, float] = {}  # per kind of step
+        self.actual_done: dict[str, float] = {}
         self.count = 0
+
+    def speed(self, kind: str) -> float:
+        """Measured / estimated seconds of the steps of `kind` done so far (of all steps if none)."""
+        if self.estimated_done.get(kind):
+            return self.actual_done[kind] / self.estimated_done[kind]
+        estimated = sum(self.estimated_done.values())
+        return sum(self.actual_done.values()) / estimated if estimated else 1.0
 
     def finished(self, step: Any, status: str, seconds: float, executed: bool) -> None:
         self.count += 1
         estimate = self.remaining.pop(step, 0.0)
         if executed and seconds > 1:
-            self.estimated_done += estimate
-            self.actual_done += seconds
-        speed = self.actual_done / self.estimated_done if self.estimated_done else 1.0
-        eta = sum(self.remaining.values()) * speed
+            kind = self.kind(step)
+            self.estimated_done[kind] = self.estimated_done.get(kind, 0.0) + estimate
+            self.actual_done[kind] = self.actual_done.get(kind, 0.0) + seconds
+        eta = sum(seconds * self.speed(self.kind(item)) for item, seconds in self.remaining.items())
         logger.info(
             "[%d/%d] %-8s %-40s %6.0fs | elapsed %s, ETA %s",
             self.count,
@@ -445,7 +467,7 @@ def _run_locked(plans: StudyPlan | Sequence[StudyPlan], run_dir: Path, executor:
         plans[0].preset,
         plans[0].train_seeds,
     )
-    progress = Progress(todo, graph.estimate_seconds)
+    progress = Progress(todo, graph.estimate_seconds, kind=lambda job: job.step.kind)
 
     def report(result: StepResult) -> None:
         job = result.step
