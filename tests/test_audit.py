@@ -58,6 +58,12 @@ def case_id(case) -> str:
     return "-".join([family, *(f"{k}={Path(str(v)).name}" for k, v in options.items()), f"seed{seed}"])
 
 
+def ids_of_cards(family: str, options: dict):
+    """Test ids of a test parametrized by seed: the id of the card it reads (tests/conftest.py sends
+    every test of one card to one pytest-xdist worker, which computes the card once)."""
+    return lambda seed: case_id((family, options, seed))
+
+
 @pytest.fixture(scope="session")
 def cards():
     computed = {}
@@ -115,7 +121,7 @@ def test_limit_prefixes_are_balanced(cards, case):
         assert excess["answer"] <= 4, (split, excess)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEEDS, ids=ids_of_cards("semantic", {"preset": "paper"}))
 def test_inference_splits_have_no_co_occurrence_shortcut(cards, seed):
     """Finding: the answer of a 1-hop semantic item shared a document with its subject in 100% of rows (0.99)."""
     card = cards("semantic", {"preset": "paper"}, seed)
@@ -127,7 +133,7 @@ def test_inference_splits_have_no_co_occurrence_shortcut(cards, seed):
             assert result["accuracy"] <= result["chance"] + 0.01, result
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEEDS, ids=ids_of_cards("syllogism", {}))
 def test_syllogism_copying_fails(cards, seed):
     """Finding: "copy the premises' quantifier and subject" scored 0.75 and a bigram model solved every All item."""
     card = cards("syllogism", {}, seed)
@@ -137,7 +143,7 @@ def test_syllogism_copying_fails(cards, seed):
     assert scores["bigram model"] <= card["shortcuts"][0]["bound"]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEEDS, ids=ids_of_cards("reversal_curse", {}))
 def test_sentence_units_lose_no_fact_in_reversal_curse_documents(cards, seed):
     """Finding: 76 of 960 training rows were two-sentence templates whose halves lost the fact."""
     card = cards("reversal_curse", {}, seed)
