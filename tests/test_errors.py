@@ -11,15 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.processes import sigint_as_in_a_terminal
+from tests.processes import ctrl_c_when
 
 pytestmark = pytest.mark.integration
 
@@ -231,21 +229,11 @@ def test_ctrl_c_during_finetuning_is_one_line_with_the_resume_hint_and_resume_fi
         "--precision",
         "fp32",
     ]
-    process = subprocess.Popen(
-        command,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_as_in_a_terminal,
-    )
     checkpoints = tmp_path / "adapter.work" / "checkpoints"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None and not list(checkpoints.glob("checkpoint-*")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+    returncode, stderr = ctrl_c_when(
+        command, ENV, ready=lambda: any(checkpoints.glob("checkpoint-*")), wait=240, timeout=120
+    )
+    assert returncode == 130, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
     assert last == (
         "finetune: interrupted; rerun the same command with --resume to continue from the last checkpoint "

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from icl_ft.study.lock import LOCK_FILE
-from tests.processes import sigint_as_in_a_terminal
+from tests.processes import ctrl_c_when
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,6 @@ def test_a_second_study_on_a_running_run_directory_stops_with_one_line_and_recor
 
 
 def test_ctrl_c_stops_a_study_with_one_line_and_releases_the_lock(tiny_model, tmp_path):
-    import signal
-
     run_dir = tmp_path / "run"
     command = [
         sys.executable,
@@ -77,20 +75,10 @@ def test_ctrl_c_stops_a_study_with_one_line_and_releases_the_lock(tiny_model, tm
         "4",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_as_in_a_terminal,
+    returncode, stderr = ctrl_c_when(
+        command, env, ready=lambda: any(run_dir.glob("cells/*/cell.json")), wait=120, timeout=300
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None and not list(run_dir.glob("cells/*/cell.json")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr[-2000:]
+    assert returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == f"icl-ft study: interrupted; rerun the same command to resume {run_dir}"
     assert "Traceback" not in stderr
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
