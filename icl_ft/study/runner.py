@@ -130,15 +130,17 @@ def estimate_seconds(plan: StudyPlan, step: Step) -> float:
     if step.kind == "augment":
         items = plan.augment.get(step.mode, {}).get("limit") or family_spec(step.family).study.augment_items
         return {"local": 1.7, "global": 3.0, "oracle": 0.0}[step.mode] * items + 3
-    data = generate_family(step.family, plan.data_seed, **plan.options(step.family))
     if step.kind == "adapter":
-        from finetune.data import make_units
+        from finetune.data import load_documents, make_units
 
-        # Training time follows the tokens seen: steps x units per step x mean unit length.
-        units = make_units([("family", row["text"]) for row in data.train], plan.finetune.get("unit", "sentence"))
+        # Training time follows the tokens seen: steps x units per step x mean unit length, with
+        # finetune's own units and step count (augmented rows, not known yet, are left out).
+        cfg = plan.finetune_config(step.family, Path("estimate"), step.train_seed or 0, [])
+        documents, _, _ = load_documents(cfg.family, cfg.data_seed, cfg.family_options, [])
+        units = make_units(documents, cfg.unit)
         mean_chars = sum(len(u.context) + len(u.target) for u in units) / max(len(units), 1)
-        steps = plan.finetune.get("steps") or plan.finetune.get("max_steps", 1000)
-        return 20 + 0.0011 * steps * plan.finetune.get("batch_size", 8) * mean_chars
+        return 20 + 0.0011 * cfg.num_steps(len(units)) * cfg.batch_size * mean_chars
+    data = generate_family(step.family, plan.data_seed, **plan.options(step.family))
     # Scoring time follows the characters scored: every choice after its question (an ICL cell
     # adds its shared context once: hf-prefix caches it).
     rows = [row for split in data.tests.values() for row in split[: plan.limit]]
